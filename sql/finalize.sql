@@ -1,0 +1,17 @@
+-- pgclone reaches other servers and writes the local catalog: it is for
+-- superusers and members of pgclone_operator only.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgclone FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgclone TO pgclone_operator;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgclone TO pgclone_operator;
+
+-- \df+ pgclone.* is the reference card.
+COMMENT ON FUNCTION pgclone.version() IS
+    'pgclone version, as "pgclone X.Y.Z"';
+COMMENT ON FUNCTION pgclone."table"(text, text, text, boolean) IS
+    'table(conninfo, schema, table, include_data DEFAULT true): clone one table from the source server into the same schema and name here, with its indexes, constraints, triggers, policies, comments, owner, grants and owned sequences; returns a summary';
+COMMENT ON FUNCTION pgclone."table"(text, text, text, boolean, text) IS
+    'table(conninfo, schema, table, include_data, target_table): clone one table under another name (NULL = same name); index, key and sequence names follow the new name';
+COMMENT ON FUNCTION pgclone."table"(text, text, text, boolean, text, text) IS
+    'table(conninfo, schema, table, include_data, target_table, options): clone one table with JSON options: indexes, constraints, triggers (bool), columns (array), where (row filter run on the source, read-only), conflict (error|skip|replace|rename)';
+COMMENT ON FUNCTION pgclone.table_ex(text, text, text, boolean, text, boolean, boolean, boolean) IS
+    'table_ex(conninfo, schema, table, include_data, target_table, indexes DEFAULT true, constraints DEFAULT true, triggers DEFAULT true): clone one table, choosing what comes along with flags';

@@ -1,0 +1,245 @@
+//! Reading one table's full definition from the source.
+
+use super::{Column, Constraint, Index, OwnedSequence, Policy, TableDef, Trigger};
+use crate::conn::SourceConn;
+use crate::error::{CloneError, Result};
+use crate::sqltext::qualified;
+use serde::de::DeserializeOwned;
+
+/// JSON array of an ACL column, in the ACL's own order.
+fn acl_json(col: &str) -> String {
+    format!(
+        "(SELECT coalesce(json_agg(json_build_object(\
+            'grantee', CASE WHEN x.grantee = 0 THEN NULL ELSE pg_get_userbyid(x.grantee) END, \
+            'privilege', x.privilege_type, 'grantable', x.is_grantable) ORDER BY x.ord), '[]') \
+          FROM aclexplode({col}) WITH ORDINALITY AS x(grantor, grantee, privilege_type, is_grantable, ord))"
+    )
+}
+
+/// The columns (besides plain key columns) that an object reads, from pg_depend.
+fn depends_on_columns(classid: &str, objid: &str, relid: &str) -> String {
+    format!(
+        "SELECT d.refobjsubid::int2 FROM pg_depend d \
+         WHERE d.classid = '{classid}'::regclass AND d.objid = {objid} \
+           AND d.refclassid = 'pg_class'::regclass AND d.refobjid = {relid} AND d.refobjsubid > 0"
+    )
+}
+
+pub fn table_sql() -> String {
+    format!(
+        "SELECT json_build_object(\
+            'oid', c.oid, 'schema', n.nspname, 'name', c.relname, 'relkind', c.relkind::text, \
+            'persistence', c.relpersistence::text, 'reloptions', coalesce(c.reloptions, '{{}}'), \
+            'toast_reloptions', coalesce(tc.reloptions, '{{}}'), 'access_method', am.amname, \
+            'rls_enabled', c.relrowsecurity, 'rls_forced', c.relforcerowsecurity, \
+            'replident', c.relreplident::text, \
+            'replident_index', (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                                 WHERE i.indrelid = c.oid AND i.indisreplident), \
+            'cluster_index', (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                                 WHERE i.indrelid = c.oid AND i.indisclustered), \
+            'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
+            'comment', obj_description(c.oid, 'pg_class'), 'is_partition', c.relispartition, \
+            'inherits', EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid), \
+            'tablespace', ts.spcname, 'bytes', pg_relation_size(c.oid))::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid \
+         LEFT JOIN pg_am am ON am.oid = c.relam \
+         LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
+         WHERE n.nspname = $1 AND c.relname = $2",
+        acl = acl_json("c.relacl")
+    )
+}
+
+pub fn columns_sql(version: i32) -> String {
+    let compression = if version >= 140000 {
+        "nullif(a.attcompression::text, '')"
+    } else {
+        "NULL::text"
+    };
+    // A type whose binary form carries no server-specific OIDs: built-in base
+    // types whose arrays hold built-in elements, enums (sent as labels), and
+    // domains over those.
+    let binary_ok = "EXISTS (SELECT 1 FROM pg_type b \
+          WHERE b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
+            AND b.typtype <> 'd' \
+            AND (b.typtype = 'e' OR (b.oid < 16384 AND b.typsend::oid <> 0 AND b.typreceive::oid <> 0 \
+                 AND (b.typelem = 0 OR b.typelem < 16384))))";
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'attnum', a.attnum, 'name', a.attname, 'type_sql', format_type(a.atttypid, a.atttypmod), \
+            'not_null', a.attnotnull, \
+            'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
+            'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
+            'generated_kind', nullif(a.attgenerated::text, ''), \
+            'identity', nullif(a.attidentity::text, ''), \
+            'collation', CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 \
+                              THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END, \
+            'storage', CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END, \
+            'stattarget', CASE WHEN coalesce(a.attstattarget::int, -1) >= 0 THEN a.attstattarget::int END, \
+            'options', a.attoptions, 'compression', {compression}, \
+            'comment', col_description(a.attrelid, a.attnum), 'acl', {acl}, \
+            'binary_ok', {binary_ok}, \
+            'deps', CASE WHEN d.oid IS NOT NULL THEN ARRAY({deps}) END \
+         ) ORDER BY a.attnum), '[]')::text \
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+         LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+        acl = acl_json("a.attacl"),
+        deps = depends_on_columns("pg_attrdef", "d.oid", "a.attrelid"),
+    )
+}
+
+pub fn constraints_sql() -> String {
+    "SELECT coalesce(json_agg(json_build_object(\
+        'name', con.conname, 'kind', con.contype::text, 'def', pg_get_constraintdef(con.oid), \
+        'validated', con.convalidated, 'columns', coalesce(con.conkey, '{}'), \
+        'ref_schema', rn.nspname, 'ref_table', rc.relname, \
+        'self_ref', con.contype = 'f' AND con.confrelid = con.conrelid, \
+        'comment', obj_description(con.oid, 'pg_constraint'), \
+        'index_comment', CASE WHEN con.contype IN ('p','u','x') THEN obj_description(con.conindid, 'pg_class') END \
+     ) ORDER BY con.contype, con.conname), '[]')::text \
+     FROM pg_constraint con \
+     LEFT JOIN pg_class rc ON rc.oid = con.confrelid \
+     LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
+     WHERE con.conrelid = $1 AND con.contype IN ('p','u','c','f','x') AND con.conparentid = 0"
+        .to_string()
+}
+
+pub fn indexes_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'name', ic.relname, 'def', pg_get_indexdef(i.indexrelid), \
+            'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
+            'comment', obj_description(i.indexrelid, 'pg_class'), \
+            'stats', (SELECT json_agg(json_build_array(ia.attnum, ia.attstattarget::int) ORDER BY ia.attnum) \
+                      FROM pg_attribute ia WHERE ia.attrelid = i.indexrelid \
+                        AND coalesce(ia.attstattarget::int, -1) >= 0) \
+         ) ORDER BY ic.relname), '[]')::text \
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+         WHERE i.indrelid = $1 AND i.indisvalid AND i.indisready \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = i.indrelid \
+                           AND c.conindid = i.indexrelid AND c.contype IN ('p','u','x'))",
+        deps = depends_on_columns("pg_class", "i.indexrelid", "i.indrelid")
+    )
+}
+
+pub fn triggers_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'name', t.tgname, 'def', pg_get_triggerdef(t.oid), 'enabled', t.tgenabled::text, \
+            'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(t.tgattr::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
+            'comment', obj_description(t.oid, 'pg_trigger') \
+         ) ORDER BY t.tgname), '[]')::text \
+         FROM pg_trigger t WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgparentid = 0",
+        deps = depends_on_columns("pg_trigger", "t.oid", "t.tgrelid")
+    )
+}
+
+pub fn policies_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'name', p.polname, 'permissive', p.polpermissive, 'cmd', p.polcmd::text, \
+            'roles', CASE WHEN p.polroles = '{{0}}' THEN '[]'::json ELSE \
+                (SELECT json_agg(pg_get_userbyid(r.role) ORDER BY r.ord) \
+                 FROM unnest(p.polroles) WITH ORDINALITY AS r(role, ord)) END, \
+            'using', pg_get_expr(p.polqual, p.polrelid), 'check', pg_get_expr(p.polwithcheck, p.polrelid), \
+            'comment', obj_description(p.oid, 'pg_policy'), \
+            'columns', ARRAY(SELECT DISTINCT k FROM ({deps}) s(k)) \
+         ) ORDER BY p.polname), '[]')::text \
+         FROM pg_policy p WHERE p.polrelid = $1",
+        deps = depends_on_columns("pg_policy", "p.oid", "p.polrelid")
+    )
+}
+
+pub fn sequences_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'schema', n.nspname, 'name', c.relname, 'column', d.refobjsubid, 'identity', d.deptype = 'i', \
+            'type_sql', format_type(s.seqtypid, NULL), 'start', s.seqstart, 'increment', s.seqincrement, \
+            'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache, 'cycle', s.seqcycle, \
+            'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
+            'comment', obj_description(c.oid, 'pg_class'), \
+            'literal', quote_literal(quote_ident(n.nspname) || '.' || quote_ident(c.relname)), \
+            'persistence', c.relpersistence::text \
+         ) ORDER BY c.relname), '[]')::text \
+         FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_sequence s ON s.seqrelid = c.oid \
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+           AND d.refobjid = $1 AND d.deptype IN ('a','i')",
+        acl = acl_json("c.relacl")
+    )
+}
+
+fn fetch_json<T: DeserializeOwned>(conn: &SourceConn, sql: &str, oid: u32) -> Result<T> {
+    let row = conn.query_one(sql, &[&oid])?;
+    let text: String = row.get(0);
+    serde_json::from_str(&text)
+        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
+}
+
+/// The whole definition of `schema.name` on the source, or a clear error when
+/// the schema or table is missing or the relation is not a table.
+pub fn load(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {
+    let row = conn.query_opt(&table_sql(), &[&schema, &name])?;
+    let Some(row) = row else {
+        let exists = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&schema],
+            )?
+            .get::<_, bool>(0);
+        return Err(if exists {
+            CloneError::UndefinedTable(qualified(schema, name))
+        } else {
+            CloneError::UndefinedSchema(schema.to_string())
+        });
+    };
+    let text: String = row.get(0);
+    let mut def: TableDef = serde_json::from_str(&text)
+        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))?;
+    match def.relkind.as_str() {
+        "r" => {}
+        "p" => {
+            return Err(CloneError::NotSupported(format!(
+                "{} is a partitioned table: clone it with pgclone.schema(), which copies its partitions",
+                qualified(schema, name)
+            )))
+        }
+        other => {
+            let what = match other {
+                "v" => "a view",
+                "m" => "a materialized view",
+                "S" => "a sequence",
+                "f" => "a foreign table",
+                "i" | "I" => "an index",
+                _ => "not a table",
+            };
+            return Err(CloneError::NotSupported(format!(
+                "{} is {what}, not a table",
+                qualified(schema, name)
+            )));
+        }
+    }
+    let v = conn.server_version_num;
+    def.columns = fetch_json::<Vec<Column>>(conn, &columns_sql(v), def.oid)?;
+    def.constraints = fetch_json::<Vec<Constraint>>(conn, &constraints_sql(), def.oid)?;
+    def.indexes = fetch_json::<Vec<Index>>(conn, &indexes_sql(), def.oid)?;
+    def.triggers = fetch_json::<Vec<Trigger>>(conn, &triggers_sql(), def.oid)?;
+    def.policies = fetch_json::<Vec<Policy>>(conn, &policies_sql(), def.oid)?;
+    def.sequences = fetch_json::<Vec<OwnedSequence>>(conn, &sequences_sql(), def.oid)?;
+    for s in &mut def.sequences {
+        let row = conn.query_one(
+            &format!(
+                "SELECT last_value, is_called FROM {}",
+                qualified(&s.schema, &s.name)
+            ),
+            &[],
+        )?;
+        s.last_value = row.get(0);
+        s.is_called = row.get(1);
+    }
+    Ok(def)
+}

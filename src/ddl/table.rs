@@ -1,0 +1,905 @@
+//! One table's DDL, split the way pg_dump splits it: what must exist before the
+//! data (sequences, the table, column settings) and what is cheaper or only
+//! correct after it (keys, indexes, foreign keys, triggers, policies, grants,
+//! sequence positions).
+
+use super::{acl_statements, comment, renamed, truncate_name};
+use crate::catalog::{Column, OwnedSequence, TableDef};
+use crate::sqltext::{qualified, quote_ident, quote_literal, replace_name_after};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+pub struct RenderCtx<'a> {
+    pub target_schema: &'a str,
+    pub target_name: &'a str,
+    pub indexes: bool,
+    pub constraints: bool,
+    pub triggers: bool,
+    pub role_exists: &'a dyn Fn(&str) -> bool,
+    /// Is a relation name already used in the target schema?
+    pub relation_taken: &'a dyn Fn(&str) -> bool,
+    /// Does `schema.table` exist on the target (for foreign keys)?
+    pub table_exists: &'a dyn Fn(&str, &str) -> bool,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Counts {
+    pub indexes: usize,
+    pub constraints: usize,
+    pub triggers: usize,
+    pub policies: usize,
+    pub sequences: usize,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TableScript {
+    pub target: String,
+    pub pre_data: Vec<String>,
+    pub post_data: Vec<String>,
+    /// Columns that COPY carries, in order (generated columns are recomputed).
+    pub copy_columns: Vec<String>,
+    pub notices: Vec<String>,
+    pub missing_roles: Vec<String>,
+    pub counts: Counts,
+}
+
+fn storage_word(c: &str) -> Option<&'static str> {
+    Some(match c {
+        "p" => "PLAIN",
+        "e" => "EXTERNAL",
+        "m" => "MAIN",
+        "x" => "EXTENDED",
+        _ => return None,
+    })
+}
+
+/// `fillfactor=70` → `fillfactor='70'`; keys are the server's own option names.
+fn reloption(opt: &str, prefix: &str) -> String {
+    let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+    let key_ok = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let key = if key_ok {
+        k.to_string()
+    } else {
+        quote_ident(k)
+    };
+    format!("{prefix}{key}={}", quote_literal(v))
+}
+
+fn sequence_options(s: &OwnedSequence) -> String {
+    format!(
+        "START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{}",
+        s.start,
+        s.increment,
+        s.min,
+        s.max,
+        s.cache,
+        if s.cycle { " CYCLE" } else { " NO CYCLE" }
+    )
+}
+
+pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
+    let tq = qualified(ctx.target_schema, ctx.target_name);
+    let is_renamed = ctx.target_name != def.name || ctx.target_schema != def.schema;
+    let mut out = TableScript {
+        target: tq.clone(),
+        ..Default::default()
+    };
+
+    // Relation-level names (indexes, sequences) share the schema's namespace:
+    // a renamed clone gets fresh ones that collide with nothing.
+    let chosen: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    let rel_name = |old: &str| -> String {
+        if !is_renamed {
+            return old.to_string();
+        }
+        let taken = |n: &str| {
+            (ctx.relation_taken)(n) || chosen.borrow().contains(n) || n == ctx.target_name
+        };
+        let n = renamed(old, &def.name, ctx.target_name, &taken);
+        chosen.borrow_mut().insert(n.clone());
+        n
+    };
+    // Constraint names are per table; only the table's own prefix changes.
+    let con_name = |old: &str| -> String {
+        match old.strip_prefix(def.name.as_str()) {
+            Some(rest) if is_renamed => truncate_name(&format!("{}{rest}", ctx.target_name)),
+            _ => old.to_string(),
+        }
+    };
+
+    // Owned sequences: new names for a renamed table, and the literal that the
+    // column defaults use to reach them.
+    let mut seq_names: HashMap<String, String> = HashMap::new();
+    let mut default_rewrites: Vec<(String, String)> = Vec::new();
+    for s in &def.sequences {
+        let new = rel_name(&s.name);
+        let target_schema = if is_renamed {
+            ctx.target_schema
+        } else {
+            s.schema.as_str()
+        };
+        let new_q = qualified(target_schema, &new);
+        if is_renamed {
+            default_rewrites.push((
+                format!("{}::regclass", s.literal),
+                format!("{}::regclass", quote_literal(&new_q)),
+            ));
+        }
+        seq_names.insert(s.name.clone(), new_q);
+    }
+
+    for s in def.sequences.iter().filter(|s| !s.identity) {
+        let unlogged = if s.persistence == "u" {
+            "UNLOGGED "
+        } else {
+            ""
+        };
+        out.pre_data.push(format!(
+            "CREATE {unlogged}SEQUENCE {} AS {} {}",
+            seq_names[&s.name],
+            s.type_sql,
+            sequence_options(s)
+        ));
+    }
+
+    // CREATE TABLE
+    let mut items: Vec<String> = Vec::new();
+    for c in &def.columns {
+        items.push(column_sql(c, def, &seq_names, &default_rewrites));
+        if c.generated.is_none() {
+            out.copy_columns.push(c.name.clone());
+        }
+    }
+    if ctx.constraints {
+        for con in def
+            .constraints
+            .iter()
+            .filter(|c| c.kind == "c" && c.validated)
+        {
+            items.push(format!(
+                "CONSTRAINT {} {}",
+                quote_ident(&con_name(&con.name)),
+                con.def
+            ));
+            out.counts.constraints += 1;
+        }
+    }
+    let unlogged = if def.persistence == "u" {
+        "UNLOGGED "
+    } else {
+        ""
+    };
+    let mut create = format!(
+        "CREATE {unlogged}TABLE {tq} (\n    {}\n)",
+        items.join(",\n    ")
+    );
+    if let Some(am) = def.access_method.as_deref().filter(|am| *am != "heap") {
+        create.push_str(&format!(" USING {}", quote_ident(am)));
+    }
+    let mut with: Vec<String> = def.reloptions.iter().map(|o| reloption(o, "")).collect();
+    with.extend(def.toast_reloptions.iter().map(|o| reloption(o, "toast.")));
+    if !with.is_empty() {
+        create.push_str(&format!(" WITH ({})", with.join(", ")));
+    }
+    out.pre_data.push(create);
+    if let Some(ts) = &def.tablespace {
+        out.notices.push(format!(
+            "tablespace \"{ts}\" of the source is not carried over; the clone uses the target's default"
+        ));
+    }
+
+    for c in &def.columns {
+        let col = format!("ALTER TABLE {tq} ALTER COLUMN {}", quote_ident(&c.name));
+        if let Some(w) = c.storage.as_deref().and_then(storage_word) {
+            out.pre_data.push(format!("{col} SET STORAGE {w}"));
+        }
+        if let Some(n) = c.stattarget {
+            out.pre_data.push(format!("{col} SET STATISTICS {n}"));
+        }
+        if let Some(opts) = c.options.as_ref().filter(|o| !o.is_empty()) {
+            let list: Vec<String> = opts.iter().map(|o| reloption(o, "")).collect();
+            out.pre_data
+                .push(format!("{col} SET ({})", list.join(", ")));
+        }
+        match c.compression.as_deref() {
+            Some("p") => out.pre_data.push(format!("{col} SET COMPRESSION pglz")),
+            Some("l") => out.pre_data.push(format!("{col} SET COMPRESSION lz4")),
+            _ => {}
+        }
+    }
+    for s in def.sequences.iter().filter(|s| !s.identity) {
+        if let Some(col) = def.columns.iter().find(|c| c.attnum == s.column) {
+            out.pre_data.push(format!(
+                "ALTER SEQUENCE {} OWNED BY {tq}.{}",
+                seq_names[&s.name],
+                quote_ident(&col.name)
+            ));
+        }
+    }
+
+    // ---- post-data ----
+    let mut index_names: HashMap<String, String> = HashMap::new();
+    let post = &mut out.post_data;
+    if ctx.constraints {
+        for con in def
+            .constraints
+            .iter()
+            .filter(|c| matches!(c.kind.as_str(), "p" | "u" | "x"))
+        {
+            // The backing index takes the constraint's name, so it is a relation name.
+            let name = rel_name(&con.name);
+            post.push(format!(
+                "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
+                quote_ident(&name),
+                con.def
+            ));
+            index_names.insert(con.name.clone(), name);
+            out.counts.constraints += 1;
+            out.counts.indexes += 1;
+        }
+    }
+    if ctx.indexes {
+        for idx in &def.indexes {
+            let name = rel_name(&idx.name);
+            let sql = replace_name_after(&idx.def, "INDEX", &[], &quote_ident(&name))
+                .and_then(|s| replace_name_after(&s, "ON", &["ONLY"], &tq));
+            match sql {
+                Some(sql) => {
+                    post.push(sql);
+                    for (col, target) in idx.stats.iter().flatten() {
+                        post.push(format!(
+                            "ALTER INDEX {} ALTER COLUMN {col} SET STATISTICS {target}",
+                            qualified(ctx.target_schema, &name)
+                        ));
+                    }
+                    index_names.insert(idx.name.clone(), name);
+                    out.counts.indexes += 1;
+                }
+                None => out.notices.push(format!(
+                    "index \"{}\" has a definition pgclone cannot read; skipped",
+                    idx.name
+                )),
+            }
+        }
+    }
+    if ctx.constraints {
+        for con in def
+            .constraints
+            .iter()
+            .filter(|c| c.kind == "c" && !c.validated)
+        {
+            post.push(format!(
+                "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
+                quote_ident(&con_name(&con.name)),
+                con.def
+            ));
+            out.counts.constraints += 1;
+        }
+        for con in def.constraints.iter().filter(|c| c.kind == "f") {
+            let def_sql = if con.self_ref {
+                replace_name_after(&con.def, "REFERENCES", &[], &tq)
+            } else {
+                Some(con.def.clone())
+            };
+            let (rs, rt) = (
+                con.ref_schema.as_deref().unwrap_or(""),
+                con.ref_table.as_deref().unwrap_or(""),
+            );
+            match def_sql {
+                Some(d) if con.self_ref || (ctx.table_exists)(rs, rt) => {
+                    post.push(format!("ALTER TABLE {tq} ADD CONSTRAINT {} {d}", quote_ident(&con_name(&con.name))));
+                    out.counts.constraints += 1;
+                }
+                _ => out.notices.push(format!(
+                    "foreign key \"{}\" skipped: the referenced table {} does not exist on the target",
+                    con.name,
+                    qualified(rs, rt)
+                )),
+            }
+        }
+    }
+    if let Some(name) = def.cluster_index.as_ref().and_then(|i| index_names.get(i)) {
+        post.push(format!("ALTER TABLE {tq} CLUSTER ON {}", quote_ident(name)));
+    }
+    match def.replident.as_str() {
+        "n" => post.push(format!("ALTER TABLE {tq} REPLICA IDENTITY NOTHING")),
+        "f" => post.push(format!("ALTER TABLE {tq} REPLICA IDENTITY FULL")),
+        "i" => {
+            if let Some(name) = def
+                .replident_index
+                .as_ref()
+                .and_then(|i| index_names.get(i))
+            {
+                post.push(format!(
+                    "ALTER TABLE {tq} REPLICA IDENTITY USING INDEX {}",
+                    quote_ident(name)
+                ));
+            }
+        }
+        _ => {}
+    }
+    let mut trigger_done: Vec<&str> = Vec::new();
+    if ctx.triggers {
+        for t in &def.triggers {
+            match replace_name_after(&t.def, "ON", &[], &tq) {
+                Some(sql) => {
+                    post.push(sql);
+                    let state = match t.enabled.as_str() {
+                        "D" => Some("DISABLE TRIGGER"),
+                        "R" => Some("ENABLE REPLICA TRIGGER"),
+                        "A" => Some("ENABLE ALWAYS TRIGGER"),
+                        _ => None,
+                    };
+                    if let Some(s) = state {
+                        post.push(format!("ALTER TABLE {tq} {s} {}", quote_ident(&t.name)));
+                    }
+                    trigger_done.push(&t.name);
+                    out.counts.triggers += 1;
+                }
+                None => out.notices.push(format!(
+                    "trigger \"{}\" has a definition pgclone cannot read; skipped",
+                    t.name
+                )),
+            }
+        }
+    }
+    // Row-level security is always carried: dropping it would widen access.
+    if def.rls_enabled {
+        post.push(format!("ALTER TABLE {tq} ENABLE ROW LEVEL SECURITY"));
+    }
+    if def.rls_forced {
+        post.push(format!("ALTER TABLE {tq} FORCE ROW LEVEL SECURITY"));
+    }
+    let mut policy_done: Vec<&str> = Vec::new();
+    for p in &def.policies {
+        let mut roles = Vec::new();
+        for r in &p.roles {
+            if (ctx.role_exists)(r) {
+                roles.push(quote_ident(r));
+            } else {
+                out.missing_roles.push(r.clone());
+            }
+        }
+        if !p.roles.is_empty() && roles.is_empty() {
+            // Never turn a policy for named roles into one for PUBLIC.
+            out.notices.push(format!(
+                "policy \"{}\" skipped: none of its roles exist on the target",
+                p.name
+            ));
+            continue;
+        }
+        let cmd = match p.cmd.as_str() {
+            "r" => "SELECT",
+            "a" => "INSERT",
+            "w" => "UPDATE",
+            "d" => "DELETE",
+            _ => "ALL",
+        };
+        let mut sql = format!(
+            "CREATE POLICY {} ON {tq} AS {} FOR {cmd} TO {}",
+            quote_ident(&p.name),
+            if p.permissive {
+                "PERMISSIVE"
+            } else {
+                "RESTRICTIVE"
+            },
+            if roles.is_empty() {
+                "PUBLIC".to_string()
+            } else {
+                roles.join(", ")
+            }
+        );
+        if let Some(u) = &p.using {
+            sql.push_str(&format!(" USING ({u})"));
+        }
+        if let Some(c) = &p.check {
+            sql.push_str(&format!(" WITH CHECK ({c})"));
+        }
+        post.push(sql);
+        policy_done.push(&p.name);
+        out.counts.policies += 1;
+    }
+
+    // Comments
+    post.extend(comment(&format!("TABLE {tq}"), &def.comment));
+    for c in &def.columns {
+        post.extend(comment(
+            &format!("COLUMN {tq}.{}", quote_ident(&c.name)),
+            &c.comment,
+        ));
+    }
+    for con in &def.constraints {
+        let created = match con.kind.as_str() {
+            "p" | "u" | "x" => index_names.contains_key(&con.name),
+            "f" => out
+                .post_data
+                .iter()
+                .any(|s| s.contains(&quote_ident(&con_name(&con.name)))),
+            _ => ctx.constraints,
+        };
+        if !created {
+            continue;
+        }
+        let name = match con.kind.as_str() {
+            "p" | "u" | "x" => index_names[&con.name].clone(),
+            _ => con_name(&con.name),
+        };
+        out.post_data.extend(comment(
+            &format!("CONSTRAINT {} ON {tq}", quote_ident(&name)),
+            &con.comment,
+        ));
+        if let Some(idx) = index_names.get(&con.name) {
+            out.post_data.extend(comment(
+                &format!("INDEX {}", qualified(ctx.target_schema, idx)),
+                &con.index_comment,
+            ));
+        }
+    }
+    let post = &mut out.post_data;
+    for idx in &def.indexes {
+        if let Some(name) = index_names.get(&idx.name) {
+            post.extend(comment(
+                &format!("INDEX {}", qualified(ctx.target_schema, name)),
+                &idx.comment,
+            ));
+        }
+    }
+    for t in def
+        .triggers
+        .iter()
+        .filter(|t| trigger_done.contains(&t.name.as_str()))
+    {
+        post.extend(comment(
+            &format!("TRIGGER {} ON {tq}", quote_ident(&t.name)),
+            &t.comment,
+        ));
+    }
+    for p in def
+        .policies
+        .iter()
+        .filter(|p| policy_done.contains(&p.name.as_str()))
+    {
+        post.extend(comment(
+            &format!("POLICY {} ON {tq}", quote_ident(&p.name)),
+            &p.comment,
+        ));
+    }
+    for s in &def.sequences {
+        post.extend(comment(
+            &format!("SEQUENCE {}", seq_names[&s.name]),
+            &s.comment,
+        ));
+    }
+
+    // Owner, then grants: a superuser's GRANT is recorded as the owner's, as on the source.
+    let mut missing = std::mem::take(&mut out.missing_roles);
+    let owner_ok = (ctx.role_exists)(&def.owner);
+    if owner_ok {
+        post.push(format!(
+            "ALTER TABLE {tq} OWNER TO {}",
+            quote_ident(&def.owner)
+        ));
+    } else {
+        missing.push(def.owner.clone());
+    }
+    let owner = owner_ok.then_some(def.owner.as_str());
+    post.extend(acl_statements(
+        &format!("TABLE {tq}"),
+        None,
+        owner,
+        &def.acl,
+        def.acl_null,
+        ctx.role_exists,
+        &mut missing,
+    ));
+    for c in &def.columns {
+        post.extend(acl_statements(
+            &format!("TABLE {tq}"),
+            Some(&c.name),
+            owner,
+            &c.acl,
+            false,
+            ctx.role_exists,
+            &mut missing,
+        ));
+    }
+    for s in &def.sequences {
+        post.extend(acl_statements(
+            &format!("SEQUENCE {}", seq_names[&s.name]),
+            None,
+            owner,
+            &s.acl,
+            s.acl_null,
+            ctx.role_exists,
+            &mut missing,
+        ));
+    }
+    for s in &def.sequences {
+        post.push(format!(
+            "SELECT pg_catalog.setval({}, {}, {})",
+            quote_literal(&seq_names[&s.name]),
+            s.last_value,
+            s.is_called
+        ));
+        out.counts.sequences += 1;
+    }
+    missing.sort();
+    missing.dedup();
+    out.missing_roles = missing;
+    out
+}
+
+fn column_sql(
+    c: &Column,
+    def: &TableDef,
+    seq_names: &HashMap<String, String>,
+    rewrites: &[(String, String)],
+) -> String {
+    let mut s = format!("{} {}", quote_ident(&c.name), c.type_sql);
+    if let Some(coll) = &c.collation {
+        s.push_str(&format!(" COLLATE {coll}"));
+    }
+    if let Some(expr) = &c.generated {
+        let kind = if c.generated_kind.as_deref() == Some("v") {
+            "VIRTUAL"
+        } else {
+            "STORED"
+        };
+        s.push_str(&format!(" GENERATED ALWAYS AS ({expr}) {kind}"));
+    }
+    if let Some(id) = &c.identity {
+        let how = if id == "a" { "ALWAYS" } else { "BY DEFAULT" };
+        s.push_str(&format!(" GENERATED {how} AS IDENTITY"));
+        if let Some(seq) = def
+            .sequences
+            .iter()
+            .find(|q| q.identity && q.column == c.attnum)
+        {
+            s.push_str(&format!(
+                " (SEQUENCE NAME {} {})",
+                seq_names[&seq.name],
+                sequence_options(seq)
+            ));
+        }
+    }
+    if c.not_null {
+        s.push_str(" NOT NULL");
+    }
+    if let Some(d) = &c.default {
+        let mut d = d.clone();
+        for (from, to) in rewrites {
+            d = d.replace(from, to);
+        }
+        s.push_str(&format!(" DEFAULT {d}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::catalog::fixture::{column, table};
+    use crate::catalog::{AclEntry, Constraint, Index, Policy, Trigger};
+
+    fn ctx<'a>(name: &'a str, exists: &'a dyn Fn(&str) -> bool) -> RenderCtx<'a> {
+        RenderCtx {
+            target_schema: "public",
+            target_name: name,
+            indexes: true,
+            constraints: true,
+            triggers: true,
+            role_exists: exists,
+            relation_taken: &|n: &str| n == "t_pkey" || n == "t",
+            table_exists: &|_, t| t == "parent",
+        }
+    }
+
+    fn rich() -> TableDef {
+        let mut t = table("public", "t");
+        t.columns[0].identity = Some("a".into());
+        t.columns[0].not_null = true;
+        let mut serial = column(3, "n", "integer");
+        serial.default = Some("nextval('public.t_n_seq'::regclass)".into());
+        serial.not_null = true;
+        t.columns.push(serial);
+        let mut g = column(4, "note_len", "integer");
+        g.generated = Some("length(note)".into());
+        g.generated_kind = Some("s".into());
+        t.columns.push(g);
+        t.columns[1].collation = Some("pg_catalog.\"C\"".into());
+        t.columns[1].storage = Some("e".into());
+        t.columns[1].stattarget = Some(500);
+        t.columns[1].comment = Some("it's a note".into());
+        let seq = |name: &str, col: i16, identity: bool| OwnedSequence {
+            schema: "public".into(),
+            name: name.into(),
+            column: col,
+            identity,
+            type_sql: "integer".into(),
+            start: 1,
+            increment: 1,
+            min: 1,
+            max: 2147483647,
+            cache: 1,
+            cycle: false,
+            owner: "postgres".into(),
+            acl: vec![],
+            acl_null: true,
+            comment: None,
+            literal: format!("'public.{name}'"),
+            persistence: "p".into(),
+            last_value: 42,
+            is_called: true,
+        };
+        t.sequences = vec![seq("t_id_seq", 1, true), seq("t_n_seq", 3, false)];
+        t.constraints = vec![
+            Constraint {
+                name: "t_pkey".into(),
+                kind: "p".into(),
+                def: "PRIMARY KEY (id)".into(),
+                validated: true,
+                columns: vec![1],
+                ref_schema: None,
+                ref_table: None,
+                self_ref: false,
+                comment: Some("pk".into()),
+                index_comment: None,
+            },
+            Constraint {
+                name: "t_n_check".into(),
+                kind: "c".into(),
+                def: "CHECK ((n > 0))".into(),
+                validated: true,
+                columns: vec![3],
+                ref_schema: None,
+                ref_table: None,
+                self_ref: false,
+                comment: None,
+                index_comment: None,
+            },
+            Constraint {
+                name: "late".into(),
+                kind: "c".into(),
+                def: "CHECK ((n < 100)) NOT VALID".into(),
+                validated: false,
+                columns: vec![3],
+                ref_schema: None,
+                ref_table: None,
+                self_ref: false,
+                comment: None,
+                index_comment: None,
+            },
+            Constraint {
+                name: "t_self_fk".into(),
+                kind: "f".into(),
+                def: "FOREIGN KEY (n) REFERENCES public.t(id) DEFERRABLE".into(),
+                validated: true,
+                columns: vec![3],
+                ref_schema: Some("public".into()),
+                ref_table: Some("t".into()),
+                self_ref: true,
+                comment: None,
+                index_comment: None,
+            },
+            Constraint {
+                name: "t_parent_fk".into(),
+                kind: "f".into(),
+                def: "FOREIGN KEY (n) REFERENCES public.parent(id)".into(),
+                validated: true,
+                columns: vec![3],
+                ref_schema: Some("public".into()),
+                ref_table: Some("parent".into()),
+                self_ref: false,
+                comment: None,
+                index_comment: None,
+            },
+            Constraint {
+                name: "t_other_fk".into(),
+                kind: "f".into(),
+                def: "FOREIGN KEY (n) REFERENCES public.other(id)".into(),
+                validated: true,
+                columns: vec![3],
+                ref_schema: Some("public".into()),
+                ref_table: Some("other".into()),
+                self_ref: false,
+                comment: None,
+                index_comment: None,
+            },
+        ];
+        t.indexes = vec![Index {
+            name: "t_lower_idx".into(),
+            def: "CREATE INDEX t_lower_idx ON public.t USING btree (lower(note)) WHERE (n > 1)"
+                .into(),
+            columns: vec![2, 3],
+            comment: Some("expr".into()),
+            stats: Some(vec![(1, 250)]),
+        }];
+        t.triggers = vec![Trigger {
+            name: "trg".into(),
+            def: "CREATE TRIGGER trg BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.f()".into(),
+            enabled: "D".into(),
+            columns: vec![],
+            comment: None,
+        }];
+        t.rls_enabled = true;
+        t.policies = vec![
+            Policy {
+                name: "p_all".into(),
+                permissive: true,
+                cmd: "*".into(),
+                roles: vec![],
+                using: Some("(n > 0)".into()),
+                check: None,
+                comment: None,
+                columns: vec![3],
+            },
+            Policy {
+                name: "p_ghost".into(),
+                permissive: false,
+                cmd: "r".into(),
+                roles: vec!["ghost".into()],
+                using: Some("true".into()),
+                check: None,
+                comment: None,
+                columns: vec![],
+            },
+        ];
+        t.acl_null = false;
+        t.acl = vec![
+            AclEntry {
+                grantee: Some("postgres".into()),
+                privilege: "SELECT".into(),
+                grantable: false,
+            },
+            AclEntry {
+                grantee: Some("ghost".into()),
+                privilege: "SELECT".into(),
+                grantable: false,
+            },
+        ];
+        t
+    }
+
+    #[test]
+    fn same_name_keeps_every_name() {
+        let exists = |r: &str| r == "postgres";
+        let s = render(&rich(), &ctx("t", &exists));
+        let all = s.pre_data.join(";\n") + &s.post_data.join(";\n");
+        assert!(s.pre_data[0]
+            .starts_with("CREATE SEQUENCE \"public\".\"t_n_seq\" AS integer START WITH 1"));
+        let create = &s.pre_data[1];
+        assert!(create.contains("\"id\" bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME \"public\".\"t_id_seq\" START WITH 1"), "{create}");
+        assert!(
+            create.contains("\"note\" text COLLATE pg_catalog.\"C\""),
+            "{create}"
+        );
+        assert!(
+            create.contains("\"n\" integer NOT NULL DEFAULT nextval('public.t_n_seq'::regclass)"),
+            "{create}"
+        );
+        assert!(
+            create.contains("GENERATED ALWAYS AS (length(note)) STORED"),
+            "{create}"
+        );
+        assert!(
+            create.contains("CONSTRAINT \"t_n_check\" CHECK ((n > 0))"),
+            "{create}"
+        );
+        assert!(
+            !create.contains("late"),
+            "NOT VALID checks come after the data"
+        );
+        assert_eq!(s.copy_columns, vec!["id", "note", "n"]);
+        assert!(all.contains("ALTER COLUMN \"note\" SET STORAGE EXTERNAL"));
+        assert!(all.contains("ALTER COLUMN \"note\" SET STATISTICS 500"));
+        assert!(
+            all.contains("ALTER SEQUENCE \"public\".\"t_n_seq\" OWNED BY \"public\".\"t\".\"n\"")
+        );
+        assert!(all.contains("ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (id)"));
+        assert!(all.contains("CREATE INDEX \"t_lower_idx\" ON \"public\".\"t\" USING btree (lower(note)) WHERE (n > 1)"));
+        assert!(all
+            .contains("ALTER INDEX \"public\".\"t_lower_idx\" ALTER COLUMN 1 SET STATISTICS 250"));
+        assert!(all.contains("ADD CONSTRAINT \"late\" CHECK ((n < 100)) NOT VALID"));
+        assert!(all.contains("ADD CONSTRAINT \"t_self_fk\" FOREIGN KEY (n) REFERENCES \"public\".\"t\"(id) DEFERRABLE"));
+        assert!(all.contains("ADD CONSTRAINT \"t_parent_fk\""));
+        assert!(!all.contains("t_other_fk\" FOREIGN"));
+        assert!(s
+            .notices
+            .iter()
+            .any(|n| n.contains("t_other_fk") && n.contains("\"public\".\"other\"")));
+        assert!(all.contains("ALTER TABLE \"public\".\"t\" DISABLE TRIGGER \"trg\""));
+        assert!(all.contains("ENABLE ROW LEVEL SECURITY"));
+        assert!(all.contains("CREATE POLICY \"p_all\" ON \"public\".\"t\" AS PERMISSIVE FOR ALL TO PUBLIC USING ((n > 0))"));
+        assert!(
+            !all.contains("p_ghost\" ON"),
+            "a policy whose roles are all missing must not become PUBLIC"
+        );
+        assert!(all.contains("COMMENT ON COLUMN \"public\".\"t\".\"note\" IS 'it''s a note'"));
+        assert!(all.contains("COMMENT ON CONSTRAINT \"t_pkey\" ON \"public\".\"t\" IS 'pk'"));
+        assert!(all.contains("GRANT SELECT ON TABLE \"public\".\"t\" TO \"postgres\""));
+        assert!(all.contains("setval('\"public\".\"t_id_seq\"', 42, true)"));
+        assert_eq!(s.missing_roles, vec!["ghost"]);
+        assert_eq!(s.counts.indexes, 2);
+        assert_eq!(s.counts.sequences, 2);
+    }
+
+    #[test]
+    fn renamed_clone_gets_fresh_relation_names() {
+        let exists = |_: &str| true;
+        let s = render(&rich(), &ctx("t2", &exists));
+        let all = s.pre_data.join(";\n") + &s.post_data.join(";\n");
+        assert!(
+            all.contains("CREATE SEQUENCE \"public\".\"t2_n_seq\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("DEFAULT nextval('\"public\".\"t2_n_seq\"'::regclass)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("SEQUENCE NAME \"public\".\"t2_id_seq\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("ADD CONSTRAINT \"t2_pkey\" PRIMARY KEY"),
+            "{all}"
+        );
+        assert!(
+            all.contains("CREATE INDEX \"t2_lower_idx\" ON \"public\".\"t2\""),
+            "{all}"
+        );
+        assert!(all.contains("CONSTRAINT \"t2_n_check\" CHECK"), "{all}");
+        assert!(
+            all.contains("REFERENCES \"public\".\"t2\"(id)"),
+            "self reference follows the rename: {all}"
+        );
+        assert!(
+            all.contains("CREATE TRIGGER trg BEFORE INSERT ON \"public\".\"t2\""),
+            "{all}"
+        );
+        assert!(
+            !all.contains("\"public\".\"t\" "),
+            "nothing may point at the source table: {all}"
+        );
+    }
+
+    #[test]
+    fn switches_leave_out_objects() {
+        let exists = |_: &str| true;
+        let mut c = ctx("t", &exists);
+        c.indexes = false;
+        c.constraints = false;
+        c.triggers = false;
+        let s = render(&rich(), &c);
+        let all = s.pre_data.join(";\n") + &s.post_data.join(";\n");
+        assert!(!all.contains("CHECK"));
+        assert!(!all.contains("PRIMARY KEY"));
+        assert!(!all.contains("CREATE INDEX"));
+        assert!(!all.contains("CREATE TRIGGER"));
+        assert!(all.contains("CREATE POLICY"), "policies always come along");
+        assert!(all.contains("NOT NULL"), "NOT NULL is part of the column");
+    }
+
+    #[test]
+    fn table_options() {
+        let mut t = table("public", "t");
+        t.persistence = "u".into();
+        t.reloptions = vec!["fillfactor=70".into()];
+        t.toast_reloptions = vec!["autovacuum_enabled=false".into()];
+        t.replident = "f".into();
+        let exists = |_: &str| true;
+        let s = render(&t, &ctx("t", &exists));
+        assert!(s.pre_data[0].starts_with("CREATE UNLOGGED TABLE"));
+        assert!(
+            s.pre_data[0].ends_with("WITH (fillfactor='70', toast.autovacuum_enabled='false')"),
+            "{}",
+            s.pre_data[0]
+        );
+        assert!(s
+            .post_data
+            .iter()
+            .any(|p| p.ends_with("REPLICA IDENTITY FULL")));
+    }
+}

@@ -1,0 +1,145 @@
+//! One error type for the whole extension. Every variant carries the SQLSTATE a
+//! DBA's script can branch on; messages never contain a conninfo password
+//! (see `conn::redact` and `CloneError::scrub`).
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CloneError {
+    /// A NULL reached an argument that has no meaning as NULL.
+    #[error("argument \"{0}\" must not be NULL")]
+    NullArgument(&'static str),
+
+    /// The JSON options are malformed, have an unknown key or a wrong type.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+
+    /// The conninfo string cannot be parsed or names an unsupported key.
+    #[error("invalid connection string: {0}")]
+    InvalidConninfo(String),
+
+    /// The source server could not be reached or refused us.
+    #[error("could not connect to the source server: {0}")]
+    Connect(String),
+
+    /// The source answered a query with an error; the SQLSTATE is the source's own.
+    #[error("source server: {message}")]
+    Source { sqlstate: String, message: String },
+
+    /// A `where` filter that is not a single read-only boolean expression.
+    #[error("invalid \"where\" filter: {0}")]
+    InvalidFilter(String),
+
+    #[error("schema \"{0}\" does not exist on the source")]
+    UndefinedSchema(String),
+
+    #[error("table {0} does not exist on the source")]
+    UndefinedTable(String),
+
+    #[error("column \"{0}\" does not exist on the source table")]
+    UndefinedColumn(String),
+
+    #[error("{0} already exists on the target")]
+    AlreadyExists(String),
+
+    #[error("{0}")]
+    NotSupported(String),
+
+    #[error("permission denied: {0}")]
+    Permission(String),
+
+    #[error("pgclone was cancelled")]
+    Cancelled,
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CloneError {
+    /// The five-character SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &str {
+        match self {
+            CloneError::NullArgument(_) => "22004",
+            CloneError::InvalidOptions(_) => "22023",
+            CloneError::InvalidConninfo(_) => "22023",
+            CloneError::Connect(_) => "08001",
+            CloneError::Source { sqlstate, .. } => sqlstate.as_str(),
+            CloneError::InvalidFilter(_) => "22023",
+            CloneError::UndefinedSchema(_) => "3F000",
+            CloneError::UndefinedTable(_) => "42P01",
+            CloneError::UndefinedColumn(_) => "42703",
+            CloneError::AlreadyExists(_) => "42P07",
+            CloneError::NotSupported(_) => "0A000",
+            CloneError::Permission(_) => "42501",
+            CloneError::Cancelled => "57014",
+            CloneError::Internal(_) => "XX000",
+        }
+    }
+
+    /// Remove every occurrence of `secret` from the message, so a password that a
+    /// server or a library echoes back can never reach the client or the log.
+    pub fn scrub(self, secret: Option<&str>) -> CloneError {
+        let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+            return self;
+        };
+        let clean = |s: String| s.replace(secret, "********");
+        match self {
+            CloneError::InvalidConninfo(m) => CloneError::InvalidConninfo(clean(m)),
+            CloneError::Connect(m) => CloneError::Connect(clean(m)),
+            CloneError::Source { sqlstate, message } => CloneError::Source {
+                sqlstate,
+                message: clean(message),
+            },
+            CloneError::InvalidFilter(m) => CloneError::InvalidFilter(clean(m)),
+            CloneError::Internal(m) => CloneError::Internal(clean(m)),
+            other => other,
+        }
+    }
+}
+
+/// PostgreSQL packs a SQLSTATE into an int six bits per character (MAKE_SQLSTATE).
+pub fn sqlstate_to_int(code: &str) -> i32 {
+    let b = code.as_bytes();
+    if b.len() != 5 {
+        return sqlstate_to_int("XX000");
+    }
+    let six = |c: u8| ((c.wrapping_sub(b'0')) & 0x3F) as i32;
+    six(b[0]) | (six(b[1]) << 6) | (six(b[2]) << 12) | (six(b[3]) << 18) | (six(b[4]) << 24)
+}
+
+pub type Result<T> = std::result::Result<T, CloneError>;
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn sqlstate_packing_matches_postgres() {
+        // ERRCODE_UNDEFINED_TABLE = MAKE_SQLSTATE('4','2','P','0','1')
+        let expect = (4) | (2 << 6) | ((b'P' - b'0') as i32 & 0x3F) << 12 | (1 << 24);
+        assert_eq!(sqlstate_to_int("42P01"), expect);
+        assert_eq!(sqlstate_to_int("00000"), 0);
+    }
+
+    #[test]
+    fn scrub_hides_password() {
+        let e = CloneError::Connect("password authentication failed: s3cr3t".into());
+        let msg = e.scrub(Some("s3cr3t")).to_string();
+        assert!(!msg.contains("s3cr3t"), "{msg}");
+        assert!(msg.contains("********"));
+    }
+
+    #[test]
+    fn every_variant_has_five_char_sqlstate() {
+        let all = [
+            CloneError::NullArgument("x"),
+            CloneError::InvalidOptions("x".into()),
+            CloneError::Connect("x".into()),
+            CloneError::UndefinedTable("x".into()),
+            CloneError::Cancelled,
+        ];
+        for e in all {
+            assert_eq!(e.sqlstate().len(), 5, "{e:?}");
+        }
+    }
+}

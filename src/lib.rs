@@ -1,0 +1,40 @@
+//! pgclone: clone tables, schemas and databases from a running PostgreSQL
+//! server into the database you are connected to, from SQL.
+//!
+//! The flow: SQL call (api) → options → connect to the source on one snapshot
+//! (conn) → read the catalog (catalog) → render DDL (ddl) → run it and stream
+//! the data (exec, copy) → summary.
+
+use pgrx::prelude::*;
+
+pub mod api;
+pub mod catalog;
+pub mod conn;
+pub mod copy;
+pub mod ddl;
+pub mod error;
+pub mod error_report;
+pub mod exec;
+pub mod interrupts;
+pub mod options;
+pub mod sqltext;
+pub mod target;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
