@@ -242,3 +242,18 @@ pub fn timestamp_tag() -> String {
         .flatten()
         .unwrap_or_else(|| "old".into())
 }
+
+/// Whether the calling role may make `role` the owner of a new object.
+pub fn can_own(role: &str) -> bool {
+    if is_superuser() {
+        return true;
+    }
+    let Ok(name) = CString::new(role) else {
+        return false;
+    };
+    // SAFETY: catalog look-ups on the backend thread.
+    unsafe {
+        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+        oid != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid)
+    }
+}

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn required<'a, T>(v: Option<T>, name: &'static str) -> T {
+fn required<T>(v: Option<T>, name: &'static str) -> T {
     match v {
         Some(v) => v,
         None => raise(CloneError::NullArgument(name)),

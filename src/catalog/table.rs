@@ -19,16 +19,16 @@ fn acl_json(col: &str) -> String {
 /// The columns (besides plain key columns) that an object reads, from pg_depend.
 fn depends_on_columns(classid: &str, objid: &str, relid: &str) -> String {
     format!(
-        "SELECT d.refobjsubid::int2 FROM pg_depend d \
-         WHERE d.classid = '{classid}'::regclass AND d.objid = {objid} \
-           AND d.refclassid = 'pg_class'::regclass AND d.refobjid = {relid} AND d.refobjsubid > 0"
+        "SELECT dep.refobjsubid::int2 FROM pg_depend dep \
+         WHERE dep.classid = '{classid}'::regclass AND dep.objid = {objid} \
+           AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = {relid} AND dep.refobjsubid > 0"
     )
 }
 
 pub fn table_sql() -> String {
     format!(
         "SELECT json_build_object(\
-            'oid', c.oid, 'schema', n.nspname, 'name', c.relname, 'relkind', c.relkind::text, \
+            'oid', c.oid::int8, 'schema', n.nspname, 'name', c.relname, 'relkind', c.relkind::text, \
             'persistence', c.relpersistence::text, 'reloptions', coalesce(c.reloptions, '{{}}'), \
             'toast_reloptions', coalesce(tc.reloptions, '{{}}'), 'access_method', am.amname, \
             'rls_enabled', c.relrowsecurity, 'rls_forced', c.relforcerowsecurity, \

@@ -16,6 +16,9 @@ pub struct RenderCtx<'a> {
     pub constraints: bool,
     pub triggers: bool,
     pub role_exists: &'a dyn Fn(&str) -> bool,
+    /// May the caller hand a new object to this role? (A superuser may; anyone
+    /// else only to roles whose privileges they have.)
+    pub can_own: &'a dyn Fn(&str) -> bool,
     /// Is a relation name already used in the target schema?
     pub relation_taken: &'a dyn Fn(&str) -> bool,
     /// Does `schema.table` exist on the target (for foreign keys)?
@@ -476,15 +479,21 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     // Owner, then grants: a superuser's GRANT is recorded as the owner's, as on the source.
     let mut missing = std::mem::take(&mut out.missing_roles);
     let owner_ok = (ctx.role_exists)(&def.owner);
-    if owner_ok {
+    let owner_assignable = owner_ok && (ctx.can_own)(&def.owner);
+    if owner_assignable {
         post.push(format!(
             "ALTER TABLE {tq} OWNER TO {}",
             quote_ident(&def.owner)
         ));
+    } else if owner_ok {
+        out.notices.push(format!(
+            "the owner \"{}\" was not assigned: the calling role may not create objects for it",
+            def.owner
+        ));
     } else {
         missing.push(def.owner.clone());
     }
-    let owner = owner_ok.then_some(def.owner.as_str());
+    let owner = owner_assignable.then_some(def.owner.as_str());
     post.extend(acl_statements(
         &format!("TABLE {tq}"),
         None,
@@ -591,6 +600,7 @@ mod unit {
             constraints: true,
             triggers: true,
             role_exists: exists,
+            can_own: &|_| true,
             relation_taken: &|n: &str| n == "t_pkey" || n == "t",
             table_exists: &|_, t| t == "parent",
         }
@@ -880,6 +890,17 @@ mod unit {
         assert!(!all.contains("CREATE TRIGGER"));
         assert!(all.contains("CREATE POLICY"), "policies always come along");
         assert!(all.contains("NOT NULL"), "NOT NULL is part of the column");
+    }
+
+    #[test]
+    fn owner_left_alone_when_the_caller_may_not_assign_it() {
+        let exists = |_: &str| true;
+        let mut c = ctx("t", &exists);
+        c.can_own = &|_| false;
+        let s = render(&rich(), &c);
+        assert!(!s.post_data.iter().any(|p| p.contains("OWNER TO")));
+        assert!(!s.post_data.iter().any(|p| p.contains("FROM \"postgres\"")));
+        assert!(s.notices.iter().any(|n| n.contains("owner")));
     }
 
     #[test]

@@ -106,9 +106,11 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
     }
     if let Some((oid, kind)) = target::relation(req.schema, target_name) {
         match opts.conflict {
-            Conflict::Error => return Err(CloneError::AlreadyExists(format!(
+            Conflict::Error => {
+                return Err(CloneError::AlreadyExists(format!(
                 "relation {tq} (use the option \"conflict\": \"skip\", \"replace\" or \"rename\")"
-            ))),
+            )))
+            }
             Conflict::Skip => {
                 return Ok(format!("table {tq} already exists on the target: skipped"));
             }
@@ -143,6 +145,7 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
         constraints: opts.constraints,
         triggers: opts.triggers,
         role_exists: &role_exists,
+        can_own: &target::can_own,
         relation_taken: &relation_taken,
         table_exists: &table_exists,
     };
