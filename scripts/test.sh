@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# test.sh -- every test of pgclone, from a fresh Debian 12 machine:
+#   1. setup (scripts/setup.sh)
+#   2. cargo fmt --check and cargo clippy -D warnings
+#   3. unit tests and in-server tests (cargo pgrx test pg15)
+#   4. build and install the extension, start source, target and TLS-only
+#      clusters (scripts/clusters.sh), run the integration tests against them
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+./scripts/setup.sh
+
+echo "== format and lint"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+echo "== unit tests and in-server tests"
+PGRX_DATA=${PGRX_TEST_PGDATA:-/tmp/pgclone-pgrx-test}
+mkdir -p "$PGRX_DATA"
+chown postgres: "$PGRX_DATA"
+cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_DATA/pg15"
+
+echo "== integration tests"
+cargo pgrx install --pg-config /usr/bin/pg_config >/dev/null
+export PGCLONE_IT_DIR=${PGCLONE_IT_DIR:-/tmp/pgclone-it-$$}
+trap './scripts/clusters.sh stop >/dev/null 2>&1 || true; rm -rf "$PGCLONE_IT_DIR"' EXIT
+./scripts/clusters.sh reset
+set -a
+eval "$(./scripts/clusters.sh env)"
+set +a
+cargo test --test table_clone --test bad_input
