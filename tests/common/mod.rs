@@ -143,6 +143,9 @@ pub fn normalise(dump: &str) -> String {
 }
 
 static SOURCE_READY: Mutex<bool> = Mutex::new(false);
+// Tests run in parallel threads; roles are cluster-wide, so their creation
+// (and the databases' set-up around it) goes one at a time.
+static TARGET_SETUP: Mutex<()> = Mutex::new(());
 
 pub const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -175,6 +178,7 @@ pub fn source_db(env: &Env) -> &'static str {
 /// A fresh target database with pgclone and the fixture's prerequisites.
 pub fn target_db(env: &Env, name: &str) -> String {
     let db = format!("it_{name}");
+    let _one_at_a_time = TARGET_SETUP.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = env.client(env.tgt_port, "postgres");
     c.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
         .expect("drop target");
