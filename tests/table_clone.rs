@@ -294,6 +294,17 @@ fn clone_over_tls_with_verify_full() {
             "over TLS to {host}"
         );
     }
+    // sslmode=require encrypts without checking the certificate.
+    let require = format!(
+        "host=127.0.0.1 port={} dbname=postgres user=postgres password={} sslmode=require",
+        env.tls_port, env.password
+    );
+    c.query_one(
+        "SELECT pgclone.table($1, 'public', 'secure_t', true, 'secure_req')",
+        &[&require],
+    )
+    .unwrap();
+    assert_eq!(env.content(env.tgt_port, &tgt, "public.secure_req").0, 500);
     // The server accepts TLS only: a plain connection is refused by pg_hba.
     let plain = format!(
         "host=127.0.0.1 port={} dbname=postgres user=postgres password={} sslmode=disable",
