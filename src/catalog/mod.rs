@@ -42,6 +42,13 @@ pub struct Column {
     pub binary_ok: bool,
     /// Columns a generated expression reads.
     pub deps: Option<Vec<i16>>,
+    /// Defined in this table, not only inherited.
+    #[serde(default = "yes")]
+    pub is_local: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -57,6 +64,11 @@ pub struct Constraint {
     pub self_ref: bool,
     pub comment: Option<String>,
     pub index_comment: Option<String>,
+    #[serde(default = "yes")]
+    pub is_local: bool,
+    /// For a partition's key: the parent's index it attaches to (qualified).
+    #[serde(default)]
+    pub parent_index: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -67,6 +79,9 @@ pub struct Index {
     pub comment: Option<String>,
     /// (index column number, statistics target) for expression columns that have one.
     pub stats: Option<Vec<(i16, i32)>>,
+    /// For a partition's index: the parent's index it attaches to (qualified).
+    #[serde(default)]
+    pub parent_index: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -144,6 +159,17 @@ pub struct TableDef {
     pub inherits: bool,
     pub tablespace: Option<String>,
     pub bytes: i64,
+    /// `pg_get_partkeydef` of a partitioned table.
+    #[serde(default)]
+    pub partkey: Option<String>,
+    /// The parent (qualified) and bound of a partition.
+    #[serde(default)]
+    pub partition_of: Option<String>,
+    #[serde(default)]
+    pub partition_bound: Option<String>,
+    /// Inheritance parents (qualified), in order.
+    #[serde(default)]
+    pub inherits_from: Vec<String>,
     #[serde(default)]
     pub columns: Vec<Column>,
     #[serde(default)]
@@ -267,6 +293,7 @@ pub(crate) mod fixture {
             acl: vec![],
             binary_ok: true,
             deps: None,
+            is_local: true,
         }
     }
 
@@ -293,6 +320,10 @@ pub(crate) mod fixture {
             inherits: false,
             tablespace: None,
             bytes: 0,
+            partkey: None,
+            partition_of: None,
+            partition_bound: None,
+            inherits_from: vec![],
             columns: vec![column(1, "id", "bigint"), column(2, "note", "text")],
             constraints: vec![],
             indexes: vec![],
@@ -321,6 +352,7 @@ mod unit {
             columns: vec![2],
             comment: None,
             stats: None,
+            parent_index: None,
         });
         t.indexes.push(Index {
             name: "t_id_idx".into(),
@@ -328,6 +360,7 @@ mod unit {
             columns: vec![1],
             comment: None,
             stats: None,
+            parent_index: None,
         });
         let notes = t
             .restrict_columns(&["id".into(), "note_len".into()])

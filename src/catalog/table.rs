@@ -40,7 +40,16 @@ pub fn table_sql() -> String {
             'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
             'comment', obj_description(c.oid, 'pg_class'), 'is_partition', c.relispartition, \
             'inherits', EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid), \
-            'tablespace', ts.spcname, 'bytes', pg_relation_size(c.oid))::text \
+            'tablespace', ts.spcname, 'bytes', pg_relation_size(c.oid), \
+            'partkey', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
+            'partition_of', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
+                FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+                JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid AND c.relispartition), \
+            'partition_bound', CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END, \
+            'inherits_from', ARRAY(SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
+                FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+                JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+                WHERE i.inhrelid = c.oid AND NOT c.relispartition ORDER BY i.inhseqno))::text \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid \
          LEFT JOIN pg_am am ON am.oid = c.relam \
@@ -79,7 +88,8 @@ pub fn columns_sql(version: i32) -> String {
             'options', a.attoptions, 'compression', {compression}, \
             'comment', col_description(a.attrelid, a.attnum), 'acl', {acl}, \
             'binary_ok', {binary_ok}, \
-            'deps', CASE WHEN d.oid IS NOT NULL THEN ARRAY({deps}) END \
+            'deps', CASE WHEN d.oid IS NOT NULL THEN ARRAY({deps}) END, \
+            'is_local', a.attislocal \
          ) ORDER BY a.attnum), '[]')::text \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -98,12 +108,17 @@ pub fn constraints_sql() -> String {
         'ref_schema', rn.nspname, 'ref_table', rc.relname, \
         'self_ref', con.contype = 'f' AND con.confrelid = con.conrelid, \
         'comment', obj_description(con.oid, 'pg_constraint'), \
-        'index_comment', CASE WHEN con.contype IN ('p','u','x') THEN obj_description(con.conindid, 'pg_class') END \
+        'index_comment', CASE WHEN con.contype IN ('p','u','x') THEN obj_description(con.conindid, 'pg_class') END, \
+        'is_local', con.conislocal, \
+        'parent_index', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
+            FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+            JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = con.conindid) \
      ) ORDER BY con.contype, con.conname), '[]')::text \
      FROM pg_constraint con \
      LEFT JOIN pg_class rc ON rc.oid = con.confrelid \
      LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
-     WHERE con.conrelid = $1 AND con.contype IN ('p','u','c','f','x') AND con.conparentid = 0"
+     WHERE con.conrelid = $1 AND con.contype IN ('p','u','c','f','x') \
+       AND (con.conparentid = 0 OR con.contype IN ('p','u','x'))"
         .to_string()
 }
 
@@ -115,7 +130,10 @@ pub fn indexes_sql() -> String {
             'comment', obj_description(i.indexrelid, 'pg_class'), \
             'stats', (SELECT json_agg(json_build_array(ia.attnum, ia.attstattarget::int) ORDER BY ia.attnum) \
                       FROM pg_attribute ia WHERE ia.attrelid = i.indexrelid \
-                        AND coalesce(ia.attstattarget::int, -1) >= 0) \
+                        AND coalesce(ia.attstattarget::int, -1) >= 0), \
+            'parent_index', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
+                FROM pg_inherits inh JOIN pg_class pc ON pc.oid = inh.inhparent \
+                JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE inh.inhrelid = i.indexrelid) \
          ) ORDER BY ic.relname), '[]')::text \
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
          WHERE i.indrelid = $1 AND i.indisvalid AND i.indisready \

@@ -23,6 +23,8 @@ pub struct RenderCtx<'a> {
     pub relation_taken: &'a dyn Fn(&str) -> bool,
     /// Does `schema.table` exist on the target (for foreign keys)?
     pub table_exists: &'a dyn Fn(&str, &str) -> bool,
+    /// A single-table clone: no ATTACH PARTITION or INHERITS, defaults inline.
+    pub standalone: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -37,13 +39,35 @@ pub struct Counts {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct TableScript {
     pub target: String,
+    /// Sequences, the table, column settings; ATTACH PARTITION for a partition.
     pub pre_data: Vec<String>,
-    pub post_data: Vec<String>,
+    /// Column defaults, run once every table, function and sequence exists
+    /// (schema clones only: a single table keeps them inline).
+    pub defaults: Vec<String>,
+    /// After the data: keys and indexes.
+    pub keys: Vec<String>,
+    /// Partition indexes joined to their parent's, once all exist.
+    pub attach: Vec<String>,
+    /// Foreign keys, once every table's keys exist.
+    pub fks: Vec<String>,
+    /// Checks added NOT VALID, triggers, policies, comments, owner, grants, sequence positions.
+    pub rest: Vec<String>,
     /// Columns that COPY carries, in order (generated columns are recomputed).
     pub copy_columns: Vec<String>,
     pub notices: Vec<String>,
     pub missing_roles: Vec<String>,
     pub counts: Counts,
+}
+
+impl TableScript {
+    /// Everything after the data, in the order a single table needs.
+    pub fn post_data(&self) -> Vec<String> {
+        [&self.keys, &self.attach, &self.fks, &self.rest]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 fn storage_word(c: &str) -> Option<&'static str> {
@@ -89,6 +113,14 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         target: tq.clone(),
         ..Default::default()
     };
+    // In a schema clone, partitions attach to their parent and inheritance
+    // children name theirs; a stand-alone table clone carries everything itself.
+    let partition_of = def.partition_of.as_ref().filter(|_| !ctx.standalone);
+    let inherits: &[String] = if ctx.standalone || partition_of.is_some() {
+        &[]
+    } else {
+        &def.inherits_from
+    };
 
     // Relation-level names (indexes, sequences) share the schema's namespace:
     // a renamed clone gets fresh ones that collide with nothing.
@@ -118,12 +150,12 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     let mut default_rewrites: Vec<(String, String)> = Vec::new();
     for s in &def.sequences {
         let new = rel_name(&s.name);
-        let target_schema = if is_renamed {
+        let schema = if is_renamed {
             ctx.target_schema
         } else {
             s.schema.as_str()
         };
-        let new_q = qualified(target_schema, &new);
+        let new_q = qualified(schema, &new);
         if is_renamed {
             default_rewrites.push((
                 format!("{}::regclass", s.literal),
@@ -132,7 +164,6 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         }
         seq_names.insert(s.name.clone(), new_q);
     }
-
     for s in def.sequences.iter().filter(|s| !s.identity) {
         let unlogged = if s.persistence == "u" {
             "UNLOGGED "
@@ -150,17 +181,29 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     // CREATE TABLE
     let mut items: Vec<String> = Vec::new();
     for c in &def.columns {
-        items.push(column_sql(c, def, &seq_names, &default_rewrites));
         if c.generated.is_none() {
             out.copy_columns.push(c.name.clone());
         }
+        // An inheritance child takes inherited columns from its parents.
+        if !inherits.is_empty() && !c.is_local {
+            continue;
+        }
+        items.push(column_sql(
+            c,
+            def,
+            &seq_names,
+            &default_rewrites,
+            ctx.standalone,
+        ));
     }
     if ctx.constraints {
-        for con in def
+        // A partition must carry its parent's checks before it is attached; an
+        // inheritance child gets them from INHERITS.
+        let checks = def
             .constraints
             .iter()
-            .filter(|c| c.kind == "c" && c.validated)
-        {
+            .filter(|c| c.kind == "c" && c.validated);
+        for con in checks.filter(|c| c.is_local || partition_of.is_some() || ctx.standalone) {
             items.push(format!(
                 "CONSTRAINT {} {}",
                 quote_ident(&con_name(&con.name)),
@@ -178,6 +221,12 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         "CREATE {unlogged}TABLE {tq} (\n    {}\n)",
         items.join(",\n    ")
     );
+    if !inherits.is_empty() {
+        create.push_str(&format!(" INHERITS ({})", inherits.join(", ")));
+    }
+    if let Some(key) = def.partkey.as_ref().filter(|_| def.relkind == "p") {
+        create.push_str(&format!(" PARTITION BY {key}"));
+    }
     if let Some(am) = def.access_method.as_deref().filter(|am| *am != "heap") {
         create.push_str(&format!(" USING {}", quote_ident(am)));
     }
@@ -187,6 +236,11 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         create.push_str(&format!(" WITH ({})", with.join(", ")));
     }
     out.pre_data.push(create);
+    if let (Some(parent), Some(bound)) = (partition_of, def.partition_bound.as_ref()) {
+        out.pre_data.push(format!(
+            "ALTER TABLE ONLY {parent} ATTACH PARTITION {tq} {bound}"
+        ));
+    }
     if let Some(ts) = &def.tablespace {
         out.notices.push(format!(
             "tablespace \"{ts}\" of the source is not carried over; the clone uses the target's default"
@@ -194,7 +248,10 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     }
 
     for c in &def.columns {
-        let col = format!("ALTER TABLE {tq} ALTER COLUMN {}", quote_ident(&c.name));
+        let col = format!(
+            "ALTER TABLE ONLY {tq} ALTER COLUMN {}",
+            quote_ident(&c.name)
+        );
         if let Some(w) = c.storage.as_deref().and_then(storage_word) {
             out.pre_data.push(format!("{col} SET STORAGE {w}"));
         }
@@ -211,6 +268,16 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
             Some("l") => out.pre_data.push(format!("{col} SET COMPRESSION lz4")),
             _ => {}
         }
+        // Defaults wait until every function and sequence exists, as in pg_dump:
+        // that is what breaks a table ↔ function cycle.
+        if !ctx.standalone && c.generated.is_none() {
+            if let Some(d) = &c.default {
+                out.defaults.push(format!(
+                    "{col} SET DEFAULT {}",
+                    rewrite(d, &default_rewrites)
+                ));
+            }
+        }
     }
     for s in def.sequences.iter().filter(|s| !s.identity) {
         if let Some(col) = def.columns.iter().find(|c| c.attnum == s.column) {
@@ -222,9 +289,9 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         }
     }
 
-    // ---- post-data ----
+    // ---- post-data: keys and indexes ----
     let mut index_names: HashMap<String, String> = HashMap::new();
-    let post = &mut out.post_data;
+    let index_q = |name: &str| qualified(ctx.target_schema, name);
     if ctx.constraints {
         for con in def
             .constraints
@@ -233,11 +300,17 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         {
             // The backing index takes the constraint's name, so it is a relation name.
             let name = rel_name(&con.name);
-            post.push(format!(
-                "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
+            out.keys.push(format!(
+                "ALTER TABLE ONLY {tq} ADD CONSTRAINT {} {}",
                 quote_ident(&name),
                 con.def
             ));
+            if let Some(parent) = con.parent_index.as_ref().filter(|_| partition_of.is_some()) {
+                out.attach.push(format!(
+                    "ALTER INDEX {parent} ATTACH PARTITION {}",
+                    index_q(&name)
+                ));
+            }
             index_names.insert(con.name.clone(), name);
             out.counts.constraints += 1;
             out.counts.indexes += 1;
@@ -248,51 +321,52 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
             let name = rel_name(&idx.name);
             let sql = replace_name_after(&idx.def, "INDEX", &[], &quote_ident(&name))
                 .and_then(|s| replace_name_after(&s, "ON", &["ONLY"], &tq));
-            match sql {
-                Some(sql) => {
-                    post.push(sql);
-                    for (col, target) in idx.stats.iter().flatten() {
-                        post.push(format!(
-                            "ALTER INDEX {} ALTER COLUMN {col} SET STATISTICS {target}",
-                            qualified(ctx.target_schema, &name)
-                        ));
-                    }
-                    index_names.insert(idx.name.clone(), name);
-                    out.counts.indexes += 1;
-                }
-                None => out.notices.push(format!(
+            let Some(sql) = sql else {
+                out.notices.push(format!(
                     "index \"{}\" has a definition pgclone cannot read; skipped",
                     idx.name
-                )),
+                ));
+                continue;
+            };
+            out.keys.push(sql);
+            for (col, target) in idx.stats.iter().flatten() {
+                out.keys.push(format!(
+                    "ALTER INDEX {} ALTER COLUMN {col} SET STATISTICS {target}",
+                    index_q(&name)
+                ));
             }
+            if let Some(parent) = idx.parent_index.as_ref().filter(|_| partition_of.is_some()) {
+                out.attach.push(format!(
+                    "ALTER INDEX {parent} ATTACH PARTITION {}",
+                    index_q(&name)
+                ));
+            }
+            index_names.insert(idx.name.clone(), name);
+            out.counts.indexes += 1;
         }
     }
+
+    // ---- post-data: foreign keys ----
+    let mut fk_done: Vec<&str> = Vec::new();
     if ctx.constraints {
-        for con in def
-            .constraints
-            .iter()
-            .filter(|c| c.kind == "c" && !c.validated)
-        {
-            post.push(format!(
-                "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
-                quote_ident(&con_name(&con.name)),
-                con.def
-            ));
-            out.counts.constraints += 1;
-        }
         for con in def.constraints.iter().filter(|c| c.kind == "f") {
             let def_sql = if con.self_ref {
                 replace_name_after(&con.def, "REFERENCES", &[], &tq)
             } else {
                 Some(con.def.clone())
             };
-            let (rs, rt) = (
-                con.ref_schema.as_deref().unwrap_or(""),
-                con.ref_table.as_deref().unwrap_or(""),
-            );
+            let rs = con.ref_schema.as_deref().unwrap_or("");
+            let rt = con.ref_table.as_deref().unwrap_or("");
             match def_sql {
                 Some(d) if con.self_ref || (ctx.table_exists)(rs, rt) => {
-                    post.push(format!("ALTER TABLE {tq} ADD CONSTRAINT {} {d}", quote_ident(&con_name(&con.name))));
+                    // ONLY is refused for foreign keys on partitioned tables; a
+                    // partitioned parent's key reaches its partitions by itself.
+                    let only = if def.relkind == "p" { "" } else { "ONLY " };
+                    out.fks.push(format!(
+                        "ALTER TABLE {only}{tq} ADD CONSTRAINT {} {d}",
+                        quote_ident(&con_name(&con.name))
+                    ));
+                    fk_done.push(&con.name);
                     out.counts.constraints += 1;
                 }
                 _ => out.notices.push(format!(
@@ -303,20 +377,37 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
             }
         }
     }
+
+    // ---- post-data: the rest ----
+    let rest = &mut out.rest;
+    if ctx.constraints {
+        for con in def
+            .constraints
+            .iter()
+            .filter(|c| c.kind == "c" && !c.validated && c.is_local)
+        {
+            rest.push(format!(
+                "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
+                quote_ident(&con_name(&con.name)),
+                con.def
+            ));
+            out.counts.constraints += 1;
+        }
+    }
     if let Some(name) = def.cluster_index.as_ref().and_then(|i| index_names.get(i)) {
-        post.push(format!("ALTER TABLE {tq} CLUSTER ON {}", quote_ident(name)));
+        rest.push(format!("ALTER TABLE {tq} CLUSTER ON {}", quote_ident(name)));
     }
     match def.replident.as_str() {
-        "n" => post.push(format!("ALTER TABLE {tq} REPLICA IDENTITY NOTHING")),
-        "f" => post.push(format!("ALTER TABLE {tq} REPLICA IDENTITY FULL")),
+        "n" => rest.push(format!("ALTER TABLE ONLY {tq} REPLICA IDENTITY NOTHING")),
+        "f" => rest.push(format!("ALTER TABLE ONLY {tq} REPLICA IDENTITY FULL")),
         "i" => {
             if let Some(name) = def
                 .replident_index
                 .as_ref()
                 .and_then(|i| index_names.get(i))
             {
-                post.push(format!(
-                    "ALTER TABLE {tq} REPLICA IDENTITY USING INDEX {}",
+                rest.push(format!(
+                    "ALTER TABLE ONLY {tq} REPLICA IDENTITY USING INDEX {}",
                     quote_ident(name)
                 ));
             }
@@ -326,34 +417,33 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     let mut trigger_done: Vec<&str> = Vec::new();
     if ctx.triggers {
         for t in &def.triggers {
-            match replace_name_after(&t.def, "ON", &[], &tq) {
-                Some(sql) => {
-                    post.push(sql);
-                    let state = match t.enabled.as_str() {
-                        "D" => Some("DISABLE TRIGGER"),
-                        "R" => Some("ENABLE REPLICA TRIGGER"),
-                        "A" => Some("ENABLE ALWAYS TRIGGER"),
-                        _ => None,
-                    };
-                    if let Some(s) = state {
-                        post.push(format!("ALTER TABLE {tq} {s} {}", quote_ident(&t.name)));
-                    }
-                    trigger_done.push(&t.name);
-                    out.counts.triggers += 1;
-                }
-                None => out.notices.push(format!(
+            let Some(sql) = replace_name_after(&t.def, "ON", &[], &tq) else {
+                out.notices.push(format!(
                     "trigger \"{}\" has a definition pgclone cannot read; skipped",
                     t.name
-                )),
+                ));
+                continue;
+            };
+            rest.push(sql);
+            let state = match t.enabled.as_str() {
+                "D" => Some("DISABLE TRIGGER"),
+                "R" => Some("ENABLE REPLICA TRIGGER"),
+                "A" => Some("ENABLE ALWAYS TRIGGER"),
+                _ => None,
+            };
+            if let Some(s) = state {
+                rest.push(format!("ALTER TABLE {tq} {s} {}", quote_ident(&t.name)));
             }
+            trigger_done.push(&t.name);
+            out.counts.triggers += 1;
         }
     }
     // Row-level security is always carried: dropping it would widen access.
     if def.rls_enabled {
-        post.push(format!("ALTER TABLE {tq} ENABLE ROW LEVEL SECURITY"));
+        rest.push(format!("ALTER TABLE {tq} ENABLE ROW LEVEL SECURITY"));
     }
     if def.rls_forced {
-        post.push(format!("ALTER TABLE {tq} FORCE ROW LEVEL SECURITY"));
+        rest.push(format!("ALTER TABLE {tq} FORCE ROW LEVEL SECURITY"));
     }
     let mut policy_done: Vec<&str> = Vec::new();
     for p in &def.policies {
@@ -400,53 +490,43 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         if let Some(c) = &p.check {
             sql.push_str(&format!(" WITH CHECK ({c})"));
         }
-        post.push(sql);
+        rest.push(sql);
         policy_done.push(&p.name);
         out.counts.policies += 1;
     }
 
     // Comments
-    post.extend(comment(&format!("TABLE {tq}"), &def.comment));
+    rest.extend(comment(&format!("TABLE {tq}"), &def.comment));
     for c in &def.columns {
-        post.extend(comment(
+        rest.extend(comment(
             &format!("COLUMN {tq}.{}", quote_ident(&c.name)),
             &c.comment,
         ));
     }
     for con in &def.constraints {
-        let created = match con.kind.as_str() {
-            "p" | "u" | "x" => index_names.contains_key(&con.name),
-            "f" => out
-                .post_data
-                .iter()
-                .any(|s| s.contains(&quote_ident(&con_name(&con.name)))),
-            _ => ctx.constraints,
-        };
-        if !created {
-            continue;
-        }
         let name = match con.kind.as_str() {
-            "p" | "u" | "x" => index_names[&con.name].clone(),
-            _ => con_name(&con.name),
+            "p" | "u" | "x" => index_names.get(&con.name).cloned(),
+            "f" => fk_done
+                .contains(&con.name.as_str())
+                .then(|| con_name(&con.name)),
+            _ => (ctx.constraints && (con.is_local || partition_of.is_some() || ctx.standalone))
+                .then(|| con_name(&con.name)),
         };
-        out.post_data.extend(comment(
+        let Some(name) = name else { continue };
+        rest.extend(comment(
             &format!("CONSTRAINT {} ON {tq}", quote_ident(&name)),
             &con.comment,
         ));
         if let Some(idx) = index_names.get(&con.name) {
-            out.post_data.extend(comment(
-                &format!("INDEX {}", qualified(ctx.target_schema, idx)),
+            rest.extend(comment(
+                &format!("INDEX {}", index_q(idx)),
                 &con.index_comment,
             ));
         }
     }
-    let post = &mut out.post_data;
     for idx in &def.indexes {
         if let Some(name) = index_names.get(&idx.name) {
-            post.extend(comment(
-                &format!("INDEX {}", qualified(ctx.target_schema, name)),
-                &idx.comment,
-            ));
+            rest.extend(comment(&format!("INDEX {}", index_q(name)), &idx.comment));
         }
     }
     for t in def
@@ -454,7 +534,7 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         .iter()
         .filter(|t| trigger_done.contains(&t.name.as_str()))
     {
-        post.extend(comment(
+        rest.extend(comment(
             &format!("TRIGGER {} ON {tq}", quote_ident(&t.name)),
             &t.comment,
         ));
@@ -464,13 +544,13 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         .iter()
         .filter(|p| policy_done.contains(&p.name.as_str()))
     {
-        post.extend(comment(
+        rest.extend(comment(
             &format!("POLICY {} ON {tq}", quote_ident(&p.name)),
             &p.comment,
         ));
     }
     for s in &def.sequences {
-        post.extend(comment(
+        rest.extend(comment(
             &format!("SEQUENCE {}", seq_names[&s.name]),
             &s.comment,
         ));
@@ -481,7 +561,7 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     let owner_ok = (ctx.role_exists)(&def.owner);
     let owner_assignable = owner_ok && (ctx.can_own)(&def.owner);
     if owner_assignable {
-        post.push(format!(
+        out.rest.push(format!(
             "ALTER TABLE {tq} OWNER TO {}",
             quote_ident(&def.owner)
         ));
@@ -494,8 +574,10 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         missing.push(def.owner.clone());
     }
     let owner = owner_assignable.then_some(def.owner.as_str());
-    post.extend(acl_statements(
-        &format!("TABLE {tq}"),
+    let rest = &mut out.rest;
+    let table_obj = format!("TABLE {tq}");
+    rest.extend(acl_statements(
+        &table_obj,
         None,
         owner,
         &def.acl,
@@ -504,8 +586,8 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         &mut missing,
     ));
     for c in &def.columns {
-        post.extend(acl_statements(
-            &format!("TABLE {tq}"),
+        rest.extend(acl_statements(
+            &table_obj,
             Some(&c.name),
             owner,
             &c.acl,
@@ -515,8 +597,9 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         ));
     }
     for s in &def.sequences {
-        post.extend(acl_statements(
-            &format!("SEQUENCE {}", seq_names[&s.name]),
+        let obj = format!("SEQUENCE {}", seq_names[&s.name]);
+        rest.extend(acl_statements(
+            &obj,
             None,
             owner,
             &s.acl,
@@ -526,7 +609,7 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         ));
     }
     for s in &def.sequences {
-        post.push(format!(
+        rest.push(format!(
             "SELECT pg_catalog.setval({}, {}, {})",
             quote_literal(&seq_names[&s.name]),
             s.last_value,
@@ -540,11 +623,20 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     out
 }
 
+fn rewrite(expr: &str, rewrites: &[(String, String)]) -> String {
+    let mut d = expr.to_string();
+    for (from, to) in rewrites {
+        d = d.replace(from, to);
+    }
+    d
+}
+
 fn column_sql(
     c: &Column,
     def: &TableDef,
     seq_names: &HashMap<String, String>,
     rewrites: &[(String, String)],
+    inline_default: bool,
 ) -> String {
     let mut s = format!("{} {}", quote_ident(&c.name), c.type_sql);
     if let Some(coll) = &c.collation {
@@ -576,12 +668,8 @@ fn column_sql(
     if c.not_null {
         s.push_str(" NOT NULL");
     }
-    if let Some(d) = &c.default {
-        let mut d = d.clone();
-        for (from, to) in rewrites {
-            d = d.replace(from, to);
-        }
-        s.push_str(&format!(" DEFAULT {d}"));
+    if let (true, Some(d)) = (inline_default, &c.default) {
+        s.push_str(&format!(" DEFAULT {}", rewrite(d, rewrites)));
     }
     s
 }
@@ -603,6 +691,7 @@ mod unit {
             can_own: &|_| true,
             relation_taken: &|n: &str| n == "t_pkey" || n == "t",
             table_exists: &|_, t| t == "parent",
+            standalone: true,
         }
     }
 
@@ -656,6 +745,8 @@ mod unit {
                 self_ref: false,
                 comment: Some("pk".into()),
                 index_comment: None,
+                is_local: true,
+                parent_index: None,
             },
             Constraint {
                 name: "t_n_check".into(),
@@ -668,6 +759,8 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                is_local: true,
+                parent_index: None,
             },
             Constraint {
                 name: "late".into(),
@@ -680,6 +773,8 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                is_local: true,
+                parent_index: None,
             },
             Constraint {
                 name: "t_self_fk".into(),
@@ -692,6 +787,8 @@ mod unit {
                 self_ref: true,
                 comment: None,
                 index_comment: None,
+                is_local: true,
+                parent_index: None,
             },
             Constraint {
                 name: "t_parent_fk".into(),
@@ -704,6 +801,8 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                is_local: true,
+                parent_index: None,
             },
             Constraint {
                 name: "t_other_fk".into(),
@@ -716,6 +815,8 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                is_local: true,
+                parent_index: None,
             },
         ];
         t.indexes = vec![Index {
@@ -725,6 +826,7 @@ mod unit {
             columns: vec![2, 3],
             comment: Some("expr".into()),
             stats: Some(vec![(1, 250)]),
+            parent_index: None,
         }];
         t.triggers = vec![Trigger {
             name: "trg".into(),
@@ -776,7 +878,7 @@ mod unit {
     fn same_name_keeps_every_name() {
         let exists = |r: &str| r == "postgres";
         let s = render(&rich(), &ctx("t", &exists));
-        let all = s.pre_data.join(";\n") + &s.post_data.join(";\n");
+        let all = s.pre_data.join(";\n") + &s.post_data().join(";\n");
         assert!(s.pre_data[0]
             .starts_with("CREATE SEQUENCE \"public\".\"t_n_seq\" AS integer START WITH 1"));
         let create = &s.pre_data[1];
@@ -839,7 +941,7 @@ mod unit {
     fn renamed_clone_gets_fresh_relation_names() {
         let exists = |_: &str| true;
         let s = render(&rich(), &ctx("t2", &exists));
-        let all = s.pre_data.join(";\n") + &s.post_data.join(";\n");
+        let all = s.pre_data.join(";\n") + &s.post_data().join(";\n");
         assert!(
             all.contains("CREATE SEQUENCE \"public\".\"t2_n_seq\""),
             "{all}"
@@ -883,7 +985,7 @@ mod unit {
         c.constraints = false;
         c.triggers = false;
         let s = render(&rich(), &c);
-        let all = s.pre_data.join(";\n") + &s.post_data.join(";\n");
+        let all = s.pre_data.join(";\n") + &s.post_data().join(";\n");
         assert!(!all.contains("CHECK"));
         assert!(!all.contains("PRIMARY KEY"));
         assert!(!all.contains("CREATE INDEX"));
@@ -898,8 +1000,11 @@ mod unit {
         let mut c = ctx("t", &exists);
         c.can_own = &|_| false;
         let s = render(&rich(), &c);
-        assert!(!s.post_data.iter().any(|p| p.contains("OWNER TO")));
-        assert!(!s.post_data.iter().any(|p| p.contains("FROM \"postgres\"")));
+        assert!(!s.post_data().iter().any(|p| p.contains("OWNER TO")));
+        assert!(!s
+            .post_data()
+            .iter()
+            .any(|p| p.contains("FROM \"postgres\"")));
         assert!(s.notices.iter().any(|n| n.contains("owner")));
     }
 
@@ -919,7 +1024,7 @@ mod unit {
             s.pre_data[0]
         );
         assert!(s
-            .post_data
+            .post_data()
             .iter()
             .any(|p| p.ends_with("REPLICA IDENTITY FULL")));
     }

@@ -148,6 +148,7 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
         can_own: &target::can_own,
         relation_taken: &relation_taken,
         table_exists: &table_exists,
+        standalone: true,
     };
     let script = render(&def, &ctx);
     for sql in &script.pre_data {
@@ -167,7 +168,7 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
         )?;
         bytes = reader.bytes;
     }
-    for sql in &script.post_data {
+    for sql in &script.post_data() {
         target::run(sql);
     }
     src.batch("COMMIT")?;
