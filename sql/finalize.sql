@@ -15,3 +15,15 @@ COMMENT ON FUNCTION pgclone."table"(text, text, text, boolean, text, text) IS
     'table(conninfo, schema, table, include_data, target_table, options): clone one table with JSON options: indexes, constraints, triggers (bool), columns (array), where (row filter run on the source, read-only), conflict (error|skip|replace|rename)';
 COMMENT ON FUNCTION pgclone.table_ex(text, text, text, boolean, text, boolean, boolean, boolean) IS
     'table_ex(conninfo, schema, table, include_data, target_table, indexes DEFAULT true, constraints DEFAULT true, triggers DEFAULT true): clone one table, choosing what comes along with flags';
+COMMENT ON FUNCTION pgclone.schema(text, text, boolean) IS
+    'schema(conninfo, schema, include_data DEFAULT true): clone every object of a schema (types, sequences, tables with partitions and data, views, materialized views, routines, rules, statistics, policies, comments, owners, grants) in dependency order from one snapshot of the source; returns a summary';
+COMMENT ON FUNCTION pgclone.schema(text, text, boolean, text) IS
+    'schema(conninfo, schema, include_data, options): as schema(), with JSON options (indexes, constraints, triggers, matviews, conflict, include_tables, exclude_tables, exclude_table_data)';
+COMMENT ON FUNCTION pgclone.schema_ex(text, text, boolean, boolean, boolean, boolean) IS
+    'schema_ex(conninfo, schema, include_data, indexes, constraints, triggers): clone a schema, choosing what comes along with flags';
+COMMENT ON FUNCTION pgclone.functions(text, text) IS
+    'functions(conninfo, schema): clone the functions, procedures and aggregates of a schema (not extension members)';
+COMMENT ON FUNCTION pgclone.database(text, boolean) IS
+    'database(conninfo, include_data DEFAULT true): clone every user schema of the source database, its extensions, large objects and default privileges into this database, from one snapshot';
+COMMENT ON FUNCTION pgclone.database(text, boolean, text) IS
+    'database(conninfo, include_data, options): as database(), with JSON options (include_schemas, exclude_schemas, include_tables, exclude_tables, exclude_table_data, conflict, ...)';

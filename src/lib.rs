@@ -17,6 +17,7 @@ pub mod error_report;
 pub mod exec;
 pub mod interrupts;
 pub mod options;
+pub mod plan;
 pub mod sqltext;
 pub mod target;
 

@@ -257,3 +257,38 @@ pub fn can_own(role: &str) -> bool {
         oid != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid)
     }
 }
+
+/// Type and routine names in a schema (for the schema-level conflict check).
+pub fn type_and_routine_names(schema: &str) -> HashSet<String> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT t.typname::text FROM pg_catalog.pg_type t \
+               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 \
+             UNION SELECT p.proname::text FROM pg_catalog.pg_proc p \
+               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1",
+            None,
+            &[schema.into()],
+        )?;
+        let mut out = HashSet::new();
+        for row in rows {
+            if let Some(n) = row.get::<String>(1)? {
+                out.insert(n);
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
+}
+
+/// Write a piece of a large object.
+pub fn lo_put(oid: u32, offset: i64, data: &[u8]) {
+    let r = Spi::run_with_args(
+        "SELECT pg_catalog.lo_put($1, $2, $3)",
+        &[pg_sys::Oid::from(oid).into(), offset.into(), data.into()],
+    );
+    if let Err(e) = r {
+        crate::error_report::raise(CloneError::Internal(format!(
+            "writing large object {oid}: {e}"
+        )));
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::error::CloneError;
 use crate::error_report::{raise, OrRaise};
+use crate::exec::schema::{clone_schemas, SchemaRequest, What};
 use crate::exec::table::{clone_table, TableRequest};
 use crate::options::Options;
 use pgrx::prelude::*;
@@ -135,4 +136,113 @@ fn table_ex(
         None,
         Some((indexes, constraints, triggers)),
     )
+}
+
+fn schema_call(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    what: What,
+    include_data: Option<bool>,
+    options: Option<&str>,
+    flags: Option<(Option<bool>, Option<bool>, Option<bool>)>,
+) -> String {
+    guarded();
+    let conninfo = required(conninfo, "conninfo");
+    let schema = match what {
+        What::Database => None,
+        _ => Some(required(schema_name, "schema_name")),
+    };
+    let include_data = required(include_data, "include_data");
+    let mut options = Options::parse(options).or_raise();
+    if let Some((i, c, t)) = flags {
+        options.indexes = required(i, "indexes");
+        options.constraints = required(c, "constraints");
+        options.triggers = required(t, "triggers");
+    }
+    clone_schemas(&SchemaRequest {
+        conninfo,
+        schema,
+        what,
+        include_data,
+        options,
+    })
+    .or_raise()
+}
+
+#[pg_extern(name = "schema", volatile, parallel_unsafe)]
+fn schema_default(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    include_data: default!(Option<bool>, true),
+) -> String {
+    schema_call(
+        conninfo,
+        schema_name,
+        What::Schema,
+        include_data,
+        None,
+        None,
+    )
+}
+
+#[pg_extern(name = "schema", volatile, parallel_unsafe)]
+fn schema_options(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    include_data: Option<bool>,
+    options: Option<&str>,
+) -> String {
+    schema_call(
+        conninfo,
+        schema_name,
+        What::Schema,
+        include_data,
+        options,
+        None,
+    )
+}
+
+#[pg_extern(name = "schema_ex", volatile, parallel_unsafe)]
+fn schema_ex(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    include_data: Option<bool>,
+    indexes: Option<bool>,
+    constraints: Option<bool>,
+    triggers: Option<bool>,
+) -> String {
+    schema_call(
+        conninfo,
+        schema_name,
+        What::Schema,
+        include_data,
+        None,
+        Some((indexes, constraints, triggers)),
+    )
+}
+
+#[pg_extern(name = "functions", volatile, parallel_unsafe)]
+fn functions(conninfo: Option<&str>, schema_name: Option<&str>) -> String {
+    schema_call(
+        conninfo,
+        schema_name,
+        What::Functions,
+        Some(true),
+        None,
+        None,
+    )
+}
+
+#[pg_extern(name = "database", volatile, parallel_unsafe)]
+fn database_default(conninfo: Option<&str>, include_data: default!(Option<bool>, true)) -> String {
+    schema_call(conninfo, None, What::Database, include_data, None, None)
+}
+
+#[pg_extern(name = "database", volatile, parallel_unsafe)]
+fn database_options(
+    conninfo: Option<&str>,
+    include_data: Option<bool>,
+    options: Option<&str>,
+) -> String {
+    schema_call(conninfo, None, What::Database, include_data, options, None)
 }

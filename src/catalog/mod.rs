@@ -3,6 +3,7 @@
 //! expression arrives rendered by the source itself (`pg_get_*`, `format_type`)
 //! with `search_path = ''`, so it is schema-qualified wherever that matters.
 
+pub mod objects;
 pub mod table;
 
 use serde::Deserialize;

@@ -201,6 +201,17 @@ fn fetch_json<T: DeserializeOwned>(conn: &SourceConn, sql: &str, oid: u32) -> Re
 /// The whole definition of `schema.name` on the source, or a clear error when
 /// the schema or table is missing or the relation is not a table.
 pub fn load(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {
+    load_with(conn, schema, name, false)
+}
+
+/// As `load`; with `partitioned`, a partitioned table is accepted too (a
+/// schema clone creates its partitions alongside).
+pub fn load_with(
+    conn: &SourceConn,
+    schema: &str,
+    name: &str,
+    partitioned: bool,
+) -> Result<TableDef> {
     let row = conn.query_opt(&table_sql(), &[&schema, &name])?;
     let Some(row) = row else {
         let exists = conn
@@ -220,6 +231,7 @@ pub fn load(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {
         .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))?;
     match def.relkind.as_str() {
         "r" => {}
+        "p" if partitioned => {}
         "p" => {
             return Err(CloneError::NotSupported(format!(
                 "{} is a partitioned table: clone it with pgclone.schema(), which copies its partitions",

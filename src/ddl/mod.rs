@@ -1,5 +1,6 @@
 //! DDL text rendered from catalog structs. Pure: no server, unit-tested.
 
+pub mod objects;
 pub mod table;
 
 use crate::catalog::AclEntry;

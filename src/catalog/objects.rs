@@ -1,0 +1,565 @@
+//! Everything in a set of schemas besides tables: schemas, types, routines,
+//! standalone sequences, views, rules, statistics, collations, extensions,
+//! large objects, default privileges, and the dependencies between them.
+
+use super::AclEntry;
+use crate::conn::SourceConn;
+use crate::error::{CloneError, Result};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SchemaObj {
+    pub oid: i64,
+    pub name: String,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TypeAttr {
+    pub name: String,
+    pub type_sql: String,
+    pub collation: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DomainCheck {
+    pub name: String,
+    pub def: String,
+    pub validated: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TypeObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    /// e enum, c composite, d domain, r range
+    pub kind: String,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub attrs: Option<Vec<TypeAttr>>,
+    pub base: Option<String>,
+    pub default: Option<String>,
+    pub not_null: Option<bool>,
+    pub collation: Option<String>,
+    pub checks: Option<Vec<DomainCheck>>,
+    pub subtype: Option<String>,
+    pub opclass: Option<String>,
+    pub canonical: Option<String>,
+    pub subdiff: Option<String>,
+    pub multirange: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AggInfo {
+    pub args: String,
+    pub kind: String,
+    pub sfunc: String,
+    pub stype: String,
+    pub sspace: i32,
+    pub finalfunc: Option<String>,
+    pub finalextra: bool,
+    pub finalmodify: String,
+    pub combinefunc: Option<String>,
+    pub serialfunc: Option<String>,
+    pub deserialfunc: Option<String>,
+    pub initcond: Option<String>,
+    pub msfunc: Option<String>,
+    pub minvfunc: Option<String>,
+    pub mstype: Option<String>,
+    pub msspace: i32,
+    pub mfinalfunc: Option<String>,
+    pub mfinalextra: bool,
+    pub mfinalmodify: String,
+    pub minitcond: Option<String>,
+    pub sortop: Option<String>,
+    pub numdirect: i32,
+    pub parallel: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProcObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    /// f function, p procedure, a aggregate, w window
+    pub kind: String,
+    pub identity_args: String,
+    pub def: Option<String>,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    pub agg: Option<AggInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SeqObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    pub type_sql: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    pub persistence: String,
+    /// A table column this sequence is OWNED BY, outside the cloned tables' own sequences.
+    pub owned_by: Option<String>,
+    #[serde(default)]
+    pub last_value: i64,
+    #[serde(default)]
+    pub is_called: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ColumnComment {
+    pub name: String,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ViewObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    /// v view, m materialized view
+    pub kind: String,
+    pub def: String,
+    pub reloptions: Vec<String>,
+    pub access_method: Option<String>,
+    pub populated: bool,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    pub column_comments: Vec<ColumnComment>,
+    pub column_defaults: Vec<ColumnComment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RuleObj {
+    pub name: String,
+    pub table: String,
+    pub def: String,
+    pub enabled: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StatObj {
+    pub schema: String,
+    pub name: String,
+    pub def: String,
+    pub stattarget: Option<i32>,
+    pub owner: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CollObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    pub provider: String,
+    pub collate: Option<String>,
+    pub ctype: Option<String>,
+    pub icu_locale: Option<String>,
+    pub deterministic: bool,
+    pub owner: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExtConfig {
+    pub schema: String,
+    pub table: String,
+    pub condition: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExtObj {
+    pub oid: i64,
+    pub name: String,
+    pub schema: String,
+    pub version: String,
+    pub comment: Option<String>,
+    pub config: Vec<ExtConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LargeObj {
+    pub oid: i64,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DefaultAcl {
+    pub role: String,
+    pub schema: Option<String>,
+    /// r tables, S sequences, f functions, T types, n schemas
+    pub objtype: String,
+    pub acl: Vec<AclEntry>,
+}
+
+/// A dependency between two node keys ("rel:123", "type:45", "proc:6", ...).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+}
+
+fn acl(col: &str) -> String {
+    format!(
+        "(SELECT coalesce(json_agg(json_build_object(\
+            'grantee', CASE WHEN x.grantee = 0 THEN NULL ELSE pg_get_userbyid(x.grantee) END, \
+            'privilege', x.privilege_type, 'grantable', x.is_grantable) ORDER BY x.ord), '[]') \
+          FROM aclexplode({col}) WITH ORDINALITY AS x(grantor, grantee, privilege_type, is_grantable, ord))"
+    )
+}
+
+/// Not a member of an extension (those come with CREATE EXTENSION).
+fn not_member(catalog: &str, oid: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{catalog}'::regclass \
+         AND e.objid = {oid} AND e.deptype = 'e')"
+    )
+}
+
+fn qname(nsp: &str, name: &str) -> String {
+    format!("quote_ident({nsp}) || '.' || quote_ident({name})")
+}
+
+pub fn schemas_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object('oid', n.oid::int8, 'name', n.nspname, \
+            'owner', pg_get_userbyid(n.nspowner), 'acl', {acl}, 'acl_null', n.nspacl IS NULL, \
+            'comment', obj_description(n.oid, 'pg_namespace')) ORDER BY n.nspname), '[]')::text \
+         FROM pg_namespace n WHERE n.nspname = ANY($1)",
+        acl = acl("n.nspacl")
+    )
+}
+
+pub fn types_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', t.oid::int8, 'schema', n.nspname, 'name', t.typname, \
+            'kind', CASE WHEN t.typtype = 'c' THEN 'c' ELSE t.typtype::text END, \
+            'owner', pg_get_userbyid(t.typowner), 'acl', {acl}, 'acl_null', t.typacl IS NULL, \
+            'comment', obj_description(t.oid, 'pg_type'), \
+            'labels', CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT enumlabel::text FROM pg_enum \
+                WHERE enumtypid = t.oid ORDER BY enumsortorder) END, \
+            'attrs', CASE WHEN t.typtype = 'c' THEN (SELECT json_agg(json_build_object(\
+                'name', a.attname, 'type_sql', format_type(a.atttypid, a.atttypmod), \
+                'collation', CASE WHEN a.attcollation <> at.typcollation AND a.attcollation <> 0 \
+                    THEN {coll} END, \
+                'comment', col_description(a.attrelid, a.attnum)) ORDER BY a.attnum) \
+                FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid \
+                LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+                LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+                WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) END, \
+            'base', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END, \
+            'default', CASE WHEN t.typtype = 'd' THEN pg_get_expr(t.typdefaultbin, 0) END, \
+            'not_null', t.typnotnull, \
+            'collation', (SELECT {coll} FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+                JOIN pg_type bt ON bt.oid = t.typbasetype \
+                WHERE t.typtype = 'd' AND co.oid = t.typcollation AND t.typcollation <> bt.typcollation), \
+            'checks', CASE WHEN t.typtype = 'd' THEN (SELECT json_agg(json_build_object(\
+                'name', c.conname, 'def', pg_get_constraintdef(c.oid), 'validated', c.convalidated, \
+                'comment', obj_description(c.oid, 'pg_constraint')) ORDER BY c.conname) \
+                FROM pg_constraint c WHERE c.contypid = t.oid) END, \
+            'subtype', CASE WHEN t.typtype = 'r' THEN format_type(r.rngsubtype, NULL) END, \
+            'opclass', CASE WHEN t.typtype = 'r' AND NOT oc.opcdefault THEN {opc} END, \
+            'canonical', CASE WHEN r.rngcanonical <> 0 THEN r.rngcanonical::regproc::text END, \
+            'subdiff', CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::regproc::text END, \
+            'multirange', (SELECT {mr} FROM pg_type m JOIN pg_namespace mn ON mn.oid = m.typnamespace \
+                WHERE m.oid = r.rngmultitypid) \
+         ) ORDER BY n.nspname, t.typname), '[]')::text \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+         LEFT JOIN pg_class rc ON rc.oid = t.typrelid \
+         LEFT JOIN pg_range r ON r.rngtypid = t.oid \
+         LEFT JOIN pg_opclass oc ON oc.oid = r.rngsubopc \
+         LEFT JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace \
+         WHERE n.nspname = ANY($1) AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND rc.relkind = 'c')) \
+           AND {member}",
+        acl = acl("t.typacl"),
+        coll = qname("cn.nspname", "co.collname"),
+        opc = qname("ocn.nspname", "oc.opcname"),
+        mr = qname("mn.nspname", "m.typname"),
+        member = not_member("pg_type", "t.oid"),
+    )
+}
+
+/// User base types need C functions of their own; pgclone cannot make them.
+pub fn unsupported_types_sql() -> String {
+    format!(
+        "SELECT coalesce(string_agg(quote_ident(n.nspname) || '.' || quote_ident(t.typname), ', '), '') \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+         WHERE n.nspname = ANY($1) AND t.typtype IN ('b', 'p') AND t.typelem = 0 AND {member}",
+        member = not_member("pg_type", "t.oid")
+    )
+}
+
+pub fn procs_sql() -> String {
+    let opt = |e: &str| format!("CASE WHEN {e} <> 0 THEN {e}::regproc::text END");
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', p.oid::int8, 'schema', n.nspname, 'name', p.proname, 'kind', p.prokind::text, \
+            'identity_args', pg_get_function_identity_arguments(p.oid), \
+            'def', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END, \
+            'owner', pg_get_userbyid(p.proowner), 'acl', {acl}, 'acl_null', p.proacl IS NULL, \
+            'comment', obj_description(p.oid, 'pg_proc'), \
+            'agg', CASE WHEN p.prokind = 'a' THEN json_build_object(\
+                'args', pg_get_function_arguments(p.oid), 'kind', a.aggkind::text, \
+                'sfunc', a.aggtransfn::regproc::text, 'stype', format_type(a.aggtranstype, NULL), \
+                'sspace', a.aggtransspace, 'finalfunc', {ff}, 'finalextra', a.aggfinalextra, \
+                'finalmodify', a.aggfinalmodify::text, 'combinefunc', {cf}, 'serialfunc', {sf}, \
+                'deserialfunc', {df}, 'initcond', a.agginitval, 'msfunc', {mf}, 'minvfunc', {mi}, \
+                'mstype', CASE WHEN a.aggmtranstype <> 0 THEN format_type(a.aggmtranstype, NULL) END, \
+                'msspace', a.aggmtransspace, 'mfinalfunc', {mff}, 'mfinalextra', a.aggmfinalextra, \
+                'mfinalmodify', a.aggmfinalmodify::text, 'minitcond', a.aggminitval, \
+                'sortop', CASE WHEN a.aggsortop <> 0 THEN a.aggsortop::regoperator::text END, \
+                'numdirect', a.aggnumdirectargs::int, 'parallel', p.proparallel::text) END \
+         ) ORDER BY n.nspname, p.proname, p.oid), '[]')::text \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid \
+         WHERE n.nspname = ANY($1) AND {member}",
+        acl = acl("p.proacl"),
+        ff = opt("a.aggfinalfn"),
+        cf = opt("a.aggcombinefn"),
+        sf = opt("a.aggserialfn"),
+        df = opt("a.aggdeserialfn"),
+        mf = opt("a.aggmtransfn"),
+        mi = opt("a.aggminvtransfn"),
+        mff = opt("a.aggmfinalfn"),
+        member = not_member("pg_proc", "p.oid"),
+    )
+}
+
+/// Sequences not owned by a table that is cloned along (those come with their table).
+pub fn sequences_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', c.oid::int8, 'schema', n.nspname, 'name', c.relname, \
+            'type_sql', format_type(s.seqtypid, NULL), 'start', s.seqstart, 'increment', s.seqincrement, \
+            'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache, 'cycle', s.seqcycle, \
+            'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
+            'comment', obj_description(c.oid, 'pg_class'), 'persistence', c.relpersistence::text, \
+            'owned_by', (SELECT quote_ident(tn.nspname) || '.' || quote_ident(tc.relname) || '.' || quote_ident(ta.attname) \
+                FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid \
+                JOIN pg_namespace tn ON tn.oid = tc.relnamespace \
+                JOIN pg_attribute ta ON ta.attrelid = tc.oid AND ta.attnum = d.refobjsubid \
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a' \
+                  AND d.refclassid = 'pg_class'::regclass) \
+         ) ORDER BY n.nspname, c.relname), '[]')::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_sequence s ON s.seqrelid = c.oid \
+         WHERE n.nspname = ANY($1) AND c.relkind = 'S' AND {member} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid \
+                JOIN pg_namespace tn ON tn.oid = tc.relnamespace \
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') \
+                  AND d.refclassid = 'pg_class'::regclass AND tc.relkind IN ('r', 'p') \
+                  AND tn.nspname = ANY($1))",
+        acl = acl("c.relacl"),
+        member = not_member("pg_class", "c.oid"),
+    )
+}
+
+pub fn views_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', c.oid::int8, 'schema', n.nspname, 'name', c.relname, 'kind', c.relkind::text, \
+            'def', pg_get_viewdef(c.oid), 'reloptions', coalesce(c.reloptions, '{{}}'), \
+            'access_method', am.amname, 'populated', c.relispopulated, \
+            'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
+            'comment', obj_description(c.oid, 'pg_class'), \
+            'column_comments', ARRAY(SELECT json_build_object('name', a.attname, 'comment', d.description) \
+                FROM pg_attribute a JOIN pg_description d ON d.objoid = c.oid \
+                  AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum \
+                WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum), \
+            'column_defaults', ARRAY(SELECT json_build_object('name', a.attname, 'comment', pg_get_expr(ad.adbin, ad.adrelid)) \
+                FROM pg_attribute a JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+                WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum) \
+         ) ORDER BY n.nspname, c.relname), '[]')::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_am am ON am.oid = c.relam \
+         WHERE n.nspname = ANY($1) AND c.relkind IN ('v', 'm') AND {member}",
+        acl = acl("c.relacl"),
+        member = not_member("pg_class", "c.oid"),
+    )
+}
+
+pub fn rules_sql() -> String {
+    "SELECT coalesce(json_agg(json_build_object(\
+        'name', r.rulename, 'table', quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
+        'def', pg_get_ruledef(r.oid), 'enabled', r.ev_enabled::text, \
+        'comment', obj_description(r.oid, 'pg_rewrite')) ORDER BY n.nspname, c.relname, r.rulename), '[]')::text \
+     FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = ANY($1) AND r.rulename <> '_RETURN'"
+        .to_string()
+}
+
+pub fn stats_sql() -> String {
+    "SELECT coalesce(json_agg(json_build_object(\
+        'schema', n.nspname, 'name', s.stxname, 'def', pg_get_statisticsobjdef(s.oid), \
+        'stattarget', CASE WHEN coalesce(s.stxstattarget::int, -1) >= 0 THEN s.stxstattarget::int END, \
+        'owner', pg_get_userbyid(s.stxowner), 'comment', obj_description(s.oid, 'pg_statistic_ext') \
+     ) ORDER BY n.nspname, s.stxname), '[]')::text \
+     FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE n.nspname = ANY($1)"
+        .to_string()
+}
+
+pub fn collations_sql(version: i32) -> String {
+    let icu = if version >= 170000 {
+        "c.colllocale"
+    } else if version >= 150000 {
+        "c.colliculocale"
+    } else {
+        "NULL::text"
+    };
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', c.oid::int8, 'schema', n.nspname, 'name', c.collname, 'provider', c.collprovider::text, \
+            'collate', c.collcollate, 'ctype', c.collctype, 'icu_locale', {icu}, \
+            'deterministic', c.collisdeterministic, 'owner', pg_get_userbyid(c.collowner), \
+            'comment', obj_description(c.oid, 'pg_collation')) ORDER BY n.nspname, c.collname), '[]')::text \
+         FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace \
+         WHERE n.nspname = ANY($1) AND {member}",
+        member = not_member("pg_collation", "c.oid"),
+    )
+}
+
+/// Extensions: with `all`, every one; otherwise those installed in the schemas.
+pub fn extensions_sql() -> String {
+    "SELECT coalesce(json_agg(json_build_object(\
+        'oid', x.oid::int8, 'name', x.extname, 'schema', n.nspname, 'version', x.extversion, \
+        'comment', obj_description(x.oid, 'pg_extension'), \
+        'config', ARRAY(SELECT json_build_object('schema', cn.nspname, 'table', cc.relname, \
+                'condition', nullif(x.extcondition[i.ord], '')) \
+            FROM unnest(x.extconfig) WITH ORDINALITY AS i(rel, ord) \
+            JOIN pg_class cc ON cc.oid = i.rel JOIN pg_namespace cn ON cn.oid = cc.relnamespace \
+            WHERE cc.relkind = 'r') \
+     ) ORDER BY x.extname), '[]')::text \
+     FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace \
+     WHERE x.extname NOT IN ('plpgsql', 'pgclone') AND ($2 OR n.nspname = ANY($1))"
+        .to_string()
+}
+
+pub fn large_objects_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', m.oid::int8, 'owner', pg_get_userbyid(m.lomowner), 'acl', {acl}, \
+            'acl_null', m.lomacl IS NULL, 'comment', obj_description(m.oid, 'pg_largeobject'), \
+            'size', 0) ORDER BY m.oid), '[]')::text \
+         FROM pg_largeobject_metadata m",
+        acl = acl("m.lomacl")
+    )
+}
+
+pub fn default_acls_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'role', pg_get_userbyid(d.defaclrole), 'schema', n.nspname, 'objtype', d.defaclobjtype::text, \
+            'acl', {acl}) ORDER BY pg_get_userbyid(d.defaclrole), n.nspname, d.defaclobjtype), '[]')::text \
+         FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace \
+         WHERE ($2 AND d.defaclnamespace = 0) OR n.nspname = ANY($1)",
+        acl = acl("d.defaclacl")
+    )
+}
+
+/// The node key of the object (classid, objid) as SQL: the objects a clone
+/// creates before the data are keyed by kind and OID; parts of them (a
+/// column default, a constraint, an index, a view's rule, an array type, a
+/// table's row type) are mapped to the object they belong to.
+fn node_key(cls: &str, oid: &str) -> String {
+    format!(
+        "CASE {cls} \
+          WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('i', 'I') THEN 'rel:' || i.indrelid \
+               WHEN c.relkind = 'c' THEN 'type:' || c.reltype ELSE 'rel:' || c.oid END \
+               FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.oid = {oid}) \
+          WHEN 'pg_type'::regclass THEN (SELECT CASE \
+               WHEN t.typrelid <> 0 AND rc.relkind <> 'c' THEN 'rel:' || t.typrelid \
+               WHEN et.oid IS NOT NULL AND et.typrelid <> 0 AND erc.relkind <> 'c' THEN 'rel:' || et.typrelid \
+               WHEN et.oid IS NOT NULL THEN 'type:' || et.oid \
+               WHEN t.typtype = 'm' THEN 'type:' || (SELECT rngtypid FROM pg_range WHERE rngmultitypid = t.oid) \
+               ELSE 'type:' || t.oid END \
+               FROM pg_type t LEFT JOIN pg_class rc ON rc.oid = t.typrelid \
+               LEFT JOIN pg_type et ON et.typarray = t.oid LEFT JOIN pg_class erc ON erc.oid = et.typrelid \
+               WHERE t.oid = {oid}) \
+          WHEN 'pg_proc'::regclass THEN 'proc:' || {oid} \
+          WHEN 'pg_namespace'::regclass THEN 'nsp:' || {oid} \
+          WHEN 'pg_collation'::regclass THEN 'coll:' || {oid} \
+          WHEN 'pg_extension'::regclass THEN 'ext:' || {oid} \
+          WHEN 'pg_rewrite'::regclass THEN (SELECT CASE WHEN r.rulename = '_RETURN' THEN 'rel:' || r.ev_class END \
+               FROM pg_rewrite r WHERE r.oid = {oid}) \
+          WHEN 'pg_attrdef'::regclass THEN (SELECT CASE WHEN a.attgenerated <> '' THEN 'rel:' || ad.adrelid END \
+               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+               WHERE ad.oid = {oid}) \
+          WHEN 'pg_constraint'::regclass THEN (SELECT CASE WHEN co.contype IN ('f', 'p', 'u', 'x') THEN NULL \
+               WHEN co.conrelid <> 0 THEN 'rel:' || co.conrelid ELSE 'type:' || co.contypid END \
+               FROM pg_constraint co WHERE co.oid = {oid}) \
+         END"
+    )
+}
+
+/// Dependencies between objects of the source database that matter for the
+/// order of creation. Column defaults, keys and foreign keys are left out:
+/// they are created after every object exists.
+pub fn edges_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object('from', s.f, 'to', s.t)), '[]')::text FROM ( \
+           SELECT DISTINCT {from} AS f, {to} AS t FROM pg_depend d \
+           WHERE d.deptype IN ('n', 'a') AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, \
+                 'pg_proc'::regclass, 'pg_rewrite'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass, \
+                 'pg_collation'::regclass, 'pg_extension'::regclass) \
+           UNION \
+           SELECT 'rel:' || i.inhrelid, 'rel:' || i.inhparent FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relkind IN ('r', 'p') \
+         ) s WHERE s.f IS NOT NULL AND s.t IS NOT NULL AND s.f <> s.t",
+        from = node_key("d.classid", "d.objid"),
+        to = node_key("d.refclassid", "d.refobjid"),
+    )
+}
+
+/// Objects that belong to extensions, as node keys, so that a dependency on
+/// one becomes a dependency on its extension.
+pub fn extension_members_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object('from', s.k, 'to', 'ext:' || s.x)), '[]')::text FROM ( \
+           SELECT DISTINCT {key} AS k, e.refobjid AS x FROM pg_depend e \
+           WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass \
+             AND e.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_collation'::regclass) \
+         ) s WHERE s.k IS NOT NULL",
+        key = node_key("e.classid", "e.objid"),
+    )
+}
+
+pub fn fetch<T: DeserializeOwned>(
+    conn: &SourceConn,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<T> {
+    let row = conn.query_one(sql, params)?;
+    let text: String = row.get(0);
+    serde_json::from_str(&text)
+        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
+}

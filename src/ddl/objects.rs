@@ -1,0 +1,736 @@
+//! DDL for everything in a schema besides tables. Pure.
+
+use super::{acl_statements, comment};
+use crate::catalog::objects::*;
+use crate::catalog::AclEntry;
+use crate::sqltext::{qualified, quote_ident, quote_literal};
+
+/// What renderers need to know about the target's roles, and where they
+/// report roles that are missing.
+pub struct Roles<'a> {
+    pub exists: &'a dyn Fn(&str) -> bool,
+    pub can_own: &'a dyn Fn(&str) -> bool,
+}
+
+/// Statements for one object: `create` makes it, `after` gives it its owner,
+/// grants and comments once everything exists.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ObjScript {
+    pub create: Vec<String>,
+    pub after: Vec<String>,
+    pub missing_roles: Vec<String>,
+    pub notices: Vec<String>,
+}
+
+impl ObjScript {
+    /// `ALTER <what> OWNER TO`, then the ACL, then the comment.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        alter: &str,
+        grant_on: &str,
+        comment_on: &str,
+        owner: &str,
+        acl: &[AclEntry],
+        acl_null: bool,
+        text: &Option<String>,
+        roles: &Roles,
+    ) {
+        let assignable = (roles.exists)(owner) && (roles.can_own)(owner);
+        if assignable {
+            self.after
+                .push(format!("ALTER {alter} OWNER TO {}", quote_ident(owner)));
+        } else if !(roles.exists)(owner) {
+            self.missing_roles.push(owner.to_string());
+        }
+        let owner = assignable.then_some(owner);
+        self.after.extend(acl_statements(
+            grant_on,
+            None,
+            owner,
+            acl,
+            acl_null,
+            roles.exists,
+            &mut self.missing_roles,
+        ));
+        self.after.extend(comment(comment_on, text));
+    }
+}
+
+pub fn schema(s: &SchemaObj, exists_on_target: bool, roles: &Roles) -> ObjScript {
+    let q = quote_ident(&s.name);
+    let mut out = ObjScript::default();
+    if !exists_on_target {
+        out.create.push(format!("CREATE SCHEMA {q}"));
+    }
+    out.finish(
+        &format!("SCHEMA {q}"),
+        &format!("SCHEMA {q}"),
+        &format!("SCHEMA {q}"),
+        &s.owner,
+        &s.acl,
+        s.acl_null,
+        &s.comment,
+        roles,
+    );
+    out
+}
+
+pub fn type_(t: &TypeObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&t.schema, &t.name);
+    let mut out = ObjScript::default();
+    let mut word = "TYPE";
+    match t.kind.as_str() {
+        "e" => {
+            let labels: Vec<String> = t
+                .labels
+                .iter()
+                .flatten()
+                .map(|l| quote_literal(l))
+                .collect();
+            out.create
+                .push(format!("CREATE TYPE {q} AS ENUM ({})", labels.join(", ")));
+        }
+        "c" => {
+            let attrs: Vec<String> = t
+                .attrs
+                .iter()
+                .flatten()
+                .map(|a| {
+                    let coll = a
+                        .collation
+                        .as_ref()
+                        .map(|c| format!(" COLLATE {c}"))
+                        .unwrap_or_default();
+                    format!("{} {}{coll}", quote_ident(&a.name), a.type_sql)
+                })
+                .collect();
+            out.create.push(format!(
+                "CREATE TYPE {q} AS (\n    {}\n)",
+                attrs.join(",\n    ")
+            ));
+            for a in t.attrs.iter().flatten() {
+                out.after.extend(comment(
+                    &format!("COLUMN {q}.{}", quote_ident(&a.name)),
+                    &a.comment,
+                ));
+            }
+        }
+        "d" => {
+            word = "DOMAIN";
+            let mut sql = format!(
+                "CREATE DOMAIN {q} AS {}",
+                t.base.as_deref().unwrap_or("text")
+            );
+            if let Some(c) = &t.collation {
+                sql.push_str(&format!(" COLLATE {c}"));
+            }
+            if let Some(d) = &t.default {
+                sql.push_str(&format!(" DEFAULT {d}"));
+            }
+            let checks = t.checks.as_deref().unwrap_or_default();
+            let has_named_not_null = checks.iter().any(|c| c.def == "NOT NULL");
+            if t.not_null == Some(true) && !has_named_not_null {
+                sql.push_str(" NOT NULL");
+            }
+            for c in checks.iter().filter(|c| c.validated) {
+                sql.push_str(&format!(" CONSTRAINT {} {}", quote_ident(&c.name), c.def));
+            }
+            out.create.push(sql);
+            for c in checks.iter().filter(|c| !c.validated) {
+                out.after.push(format!(
+                    "ALTER DOMAIN {q} ADD CONSTRAINT {} {}",
+                    quote_ident(&c.name),
+                    c.def
+                ));
+            }
+            for c in checks {
+                out.after.extend(comment(
+                    &format!("CONSTRAINT {} ON DOMAIN {q}", quote_ident(&c.name)),
+                    &c.comment,
+                ));
+            }
+        }
+        _ => {
+            let mut parts = vec![format!(
+                "SUBTYPE = {}",
+                t.subtype.as_deref().unwrap_or("integer")
+            )];
+            if let Some(o) = &t.opclass {
+                parts.push(format!("SUBTYPE_OPCLASS = {o}"));
+            }
+            if let Some(c) = &t.canonical {
+                parts.push(format!("CANONICAL = {c}"));
+            }
+            if let Some(d) = &t.subdiff {
+                parts.push(format!("SUBTYPE_DIFF = {d}"));
+            }
+            if let Some(m) = &t.multirange {
+                parts.push(format!("MULTIRANGE_TYPE_NAME = {m}"));
+            }
+            out.create
+                .push(format!("CREATE TYPE {q} AS RANGE ({})", parts.join(", ")));
+        }
+    }
+    out.finish(
+        &format!("{word} {q}"),
+        &format!("TYPE {q}"),
+        &format!("{word} {q}"),
+        &t.owner,
+        &t.acl,
+        t.acl_null,
+        &t.comment,
+        roles,
+    );
+    out
+}
+
+fn proc_word(kind: &str) -> &'static str {
+    match kind {
+        "p" => "PROCEDURE",
+        "a" => "AGGREGATE",
+        _ => "FUNCTION",
+    }
+}
+
+pub fn proc_(p: &ProcObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&p.schema, &p.name);
+    let sig = format!("{q}({})", p.identity_args);
+    let mut out = ObjScript::default();
+    match (&p.agg, &p.def) {
+        (Some(a), _) => out.create.push(aggregate(&q, a)),
+        (None, Some(def)) => out
+            .create
+            .push(def.trim_end().trim_end_matches(';').to_string()),
+        (None, None) => {
+            out.notices.push(format!(
+                "routine {sig} has no definition pgclone can read; skipped"
+            ));
+            return out;
+        }
+    }
+    let word = proc_word(&p.kind);
+    let grant_word = if p.kind == "p" {
+        "PROCEDURE"
+    } else {
+        "FUNCTION"
+    };
+    out.finish(
+        &format!("{word} {sig}"),
+        &format!("{grant_word} {sig}"),
+        &format!("{word} {sig}"),
+        &p.owner,
+        &p.acl,
+        p.acl_null,
+        &p.comment,
+        roles,
+    );
+    out
+}
+
+fn aggregate(q: &str, a: &AggInfo) -> String {
+    let mut parts = vec![
+        format!("SFUNC = {}", a.sfunc),
+        format!("STYPE = {}", a.stype),
+    ];
+    if a.sspace > 0 {
+        parts.push(format!("SSPACE = {}", a.sspace));
+    }
+    let modify = |m: &str| match m {
+        "s" => "SHAREABLE",
+        "w" => "READ_WRITE",
+        _ => "READ_ONLY",
+    };
+    if let Some(f) = &a.finalfunc {
+        parts.push(format!("FINALFUNC = {f}"));
+        if a.finalextra {
+            parts.push("FINALFUNC_EXTRA".into());
+        }
+        parts.push(format!("FINALFUNC_MODIFY = {}", modify(&a.finalmodify)));
+    }
+    for (k, v) in [
+        ("COMBINEFUNC", &a.combinefunc),
+        ("SERIALFUNC", &a.serialfunc),
+        ("DESERIALFUNC", &a.deserialfunc),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{k} = {v}"));
+        }
+    }
+    if let Some(i) = &a.initcond {
+        parts.push(format!("INITCOND = {}", quote_literal(i)));
+    }
+    if let (Some(ms), Some(mi), Some(mt)) = (&a.msfunc, &a.minvfunc, &a.mstype) {
+        parts.push(format!("MSFUNC = {ms}"));
+        parts.push(format!("MINVFUNC = {mi}"));
+        parts.push(format!("MSTYPE = {mt}"));
+        if a.msspace > 0 {
+            parts.push(format!("MSSPACE = {}", a.msspace));
+        }
+        if let Some(f) = &a.mfinalfunc {
+            parts.push(format!("MFINALFUNC = {f}"));
+            if a.mfinalextra {
+                parts.push("MFINALFUNC_EXTRA".into());
+            }
+            parts.push(format!("MFINALFUNC_MODIFY = {}", modify(&a.mfinalmodify)));
+        }
+        if let Some(i) = &a.minitcond {
+            parts.push(format!("MINITCOND = {}", quote_literal(i)));
+        }
+    }
+    if let Some(op) = &a.sortop {
+        // regoperator text is "name(left,right)"; SORTOP wants the name alone
+        let name = op.split('(').next().unwrap_or(op);
+        parts.push(format!("SORTOP = OPERATOR({name})"));
+    }
+    if a.kind == "h" {
+        parts.push("HYPOTHETICAL".into());
+    }
+    match a.parallel.as_str() {
+        "s" => parts.push("PARALLEL = SAFE".into()),
+        "r" => parts.push("PARALLEL = RESTRICTED".into()),
+        _ => {}
+    }
+    format!(
+        "CREATE AGGREGATE {q}({}) (\n    {}\n)",
+        a.args,
+        parts.join(",\n    ")
+    )
+}
+
+pub fn sequence(s: &SeqObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&s.schema, &s.name);
+    let mut out = ObjScript::default();
+    let unlogged = if s.persistence == "u" {
+        "UNLOGGED "
+    } else {
+        ""
+    };
+    out.create.push(format!(
+        "CREATE {unlogged}SEQUENCE {q} AS {} START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{}",
+        s.type_sql,
+        s.start,
+        s.increment,
+        s.min,
+        s.max,
+        s.cache,
+        if s.cycle { " CYCLE" } else { " NO CYCLE" }
+    ));
+    out.finish(
+        &format!("SEQUENCE {q}"),
+        &format!("SEQUENCE {q}"),
+        &format!("SEQUENCE {q}"),
+        &s.owner,
+        &s.acl,
+        s.acl_null,
+        &s.comment,
+        roles,
+    );
+    out.after.push(format!(
+        "SELECT pg_catalog.setval({}, {}, {})",
+        quote_literal(&q),
+        s.last_value,
+        s.is_called
+    ));
+    out
+}
+
+fn reloptions(opts: &[String]) -> String {
+    if opts.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = opts
+        .iter()
+        .map(|o| {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            format!("{}={}", quote_ident(k), quote_literal(v))
+        })
+        .collect();
+    format!(" WITH ({})", list.join(", "))
+}
+
+pub fn view(v: &ViewObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&v.schema, &v.name);
+    let mut out = ObjScript::default();
+    let body = v.def.trim().trim_end_matches(';');
+    let word = if v.kind == "m" {
+        "MATERIALIZED VIEW"
+    } else {
+        "VIEW"
+    };
+    if v.kind == "m" {
+        let am = v
+            .access_method
+            .as_deref()
+            .filter(|a| *a != "heap")
+            .map(|a| format!(" USING {}", quote_ident(a)))
+            .unwrap_or_default();
+        out.create.push(format!(
+            "CREATE MATERIALIZED VIEW {q}{am}{} AS\n{body}\nWITH NO DATA",
+            reloptions(&v.reloptions)
+        ));
+    } else {
+        out.create.push(format!(
+            "CREATE VIEW {q}{} AS\n{body}",
+            reloptions(&v.reloptions)
+        ));
+    }
+    for d in &v.column_defaults {
+        out.after.push(format!(
+            "ALTER VIEW {q} ALTER COLUMN {} SET DEFAULT {}",
+            quote_ident(&d.name),
+            d.comment
+        ));
+    }
+    for c in &v.column_comments {
+        out.after.push(format!(
+            "COMMENT ON COLUMN {q}.{} IS {}",
+            quote_ident(&c.name),
+            quote_literal(&c.comment)
+        ));
+    }
+    out.finish(
+        &format!("TABLE {q}"),
+        &format!("TABLE {q}"),
+        &format!("{word} {q}"),
+        &v.owner,
+        &v.acl,
+        v.acl_null,
+        &v.comment,
+        roles,
+    );
+    out
+}
+
+pub fn rule(r: &RuleObj) -> Vec<String> {
+    let mut out = vec![r.def.trim().trim_end_matches(';').to_string()];
+    let state = match r.enabled.as_str() {
+        "D" => Some("DISABLE RULE"),
+        "R" => Some("ENABLE REPLICA RULE"),
+        "A" => Some("ENABLE ALWAYS RULE"),
+        _ => None,
+    };
+    if let Some(s) = state {
+        out.push(format!(
+            "ALTER TABLE {} {s} {}",
+            r.table,
+            quote_ident(&r.name)
+        ));
+    }
+    out.extend(comment(
+        &format!("RULE {} ON {}", quote_ident(&r.name), r.table),
+        &r.comment,
+    ));
+    out
+}
+
+pub fn statistics(s: &StatObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&s.schema, &s.name);
+    let mut out = ObjScript::default();
+    out.create.push(s.def.clone());
+    if let Some(t) = s.stattarget {
+        out.create
+            .push(format!("ALTER STATISTICS {q} SET STATISTICS {t}"));
+    }
+    out.finish(
+        &format!("STATISTICS {q}"),
+        "",
+        &format!("STATISTICS {q}"),
+        &s.owner,
+        &[],
+        true,
+        &s.comment,
+        roles,
+    );
+    out
+}
+
+pub fn collation(c: &CollObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&c.schema, &c.name);
+    let mut out = ObjScript::default();
+    let mut parts = Vec::new();
+    match c.provider.as_str() {
+        "i" => {
+            parts.push("provider = icu".to_string());
+            let loc = c
+                .icu_locale
+                .as_deref()
+                .or(c.collate.as_deref())
+                .unwrap_or("");
+            parts.push(format!("locale = {}", quote_literal(loc)));
+        }
+        "c" => {
+            parts.push("provider = libc".to_string());
+            parts.push(format!(
+                "lc_collate = {}",
+                quote_literal(c.collate.as_deref().unwrap_or(""))
+            ));
+            parts.push(format!(
+                "lc_ctype = {}",
+                quote_literal(c.ctype.as_deref().unwrap_or(""))
+            ));
+        }
+        _ => {
+            out.notices.push(format!(
+                "collation {q} uses the database default provider; skipped"
+            ));
+            return out;
+        }
+    }
+    if !c.deterministic {
+        parts.push("deterministic = false".into());
+    }
+    out.create
+        .push(format!("CREATE COLLATION {q} ({})", parts.join(", ")));
+    out.finish(
+        &format!("COLLATION {q}"),
+        "",
+        &format!("COLLATION {q}"),
+        &c.owner,
+        &[],
+        true,
+        &c.comment,
+        roles,
+    );
+    out
+}
+
+pub fn extension(x: &ExtObj) -> ObjScript {
+    let mut out = ObjScript::default();
+    out.create.push(format!(
+        "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} VERSION {}",
+        quote_ident(&x.name),
+        quote_ident(&x.schema),
+        quote_literal(&x.version)
+    ));
+    out.after.extend(comment(
+        &format!("EXTENSION {}", quote_ident(&x.name)),
+        &x.comment,
+    ));
+    out
+}
+
+pub fn default_acl(d: &DefaultAcl, roles: &Roles, missing: &mut Vec<String>) -> Vec<String> {
+    let what = match d.objtype.as_str() {
+        "r" => "TABLES",
+        "S" => "SEQUENCES",
+        "f" => "FUNCTIONS",
+        "T" => "TYPES",
+        "n" => "SCHEMAS",
+        _ => return vec![],
+    };
+    if !(roles.exists)(&d.role) {
+        missing.push(d.role.clone());
+        return vec![];
+    }
+    let head = format!(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {}{}",
+        quote_ident(&d.role),
+        d.schema
+            .as_ref()
+            .map(|s| format!(" IN SCHEMA {}", quote_ident(s)))
+            .unwrap_or_default()
+    );
+    let mut out = Vec::new();
+    if d.schema.is_none() {
+        // A database-wide entry replaces the built-in defaults: start from nothing.
+        out.push(format!("{head} REVOKE ALL ON {what} FROM PUBLIC"));
+        out.push(format!(
+            "{head} REVOKE ALL ON {what} FROM {}",
+            quote_ident(&d.role)
+        ));
+    }
+    for a in &d.acl {
+        let grantee = match &a.grantee {
+            None => "PUBLIC".to_string(),
+            Some(r) if (roles.exists)(r) => quote_ident(r),
+            Some(r) => {
+                missing.push(r.clone());
+                continue;
+            }
+        };
+        let opt = if a.grantable {
+            " WITH GRANT OPTION"
+        } else {
+            ""
+        };
+        out.push(format!(
+            "{head} GRANT {} ON {what} TO {grantee}{opt}",
+            a.privilege
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn roles() -> Roles<'static> {
+        Roles {
+            exists: &|r: &str| r != "ghost",
+            can_own: &|_| true,
+        }
+    }
+
+    fn ty(kind: &str) -> TypeObj {
+        TypeObj {
+            oid: 1,
+            schema: "s".into(),
+            name: "t".into(),
+            kind: kind.into(),
+            owner: "postgres".into(),
+            acl: vec![],
+            acl_null: true,
+            comment: Some("a type".into()),
+            labels: Some(vec!["a".into(), "it's".into()]),
+            attrs: Some(vec![TypeAttr {
+                name: "x".into(),
+                type_sql: "text".into(),
+                collation: Some("pg_catalog.\"C\"".into()),
+                comment: Some("x!".into()),
+            }]),
+            base: Some("numeric(10,2)".into()),
+            default: Some("0".into()),
+            not_null: Some(true),
+            collation: None,
+            checks: Some(vec![
+                DomainCheck {
+                    name: "pos".into(),
+                    def: "CHECK ((VALUE > (0)::numeric))".into(),
+                    validated: true,
+                    comment: None,
+                },
+                DomainCheck {
+                    name: "small".into(),
+                    def: "CHECK ((VALUE < (100)::numeric)) NOT VALID".into(),
+                    validated: false,
+                    comment: Some("later".into()),
+                },
+            ]),
+            subtype: Some("timestamp with time zone".into()),
+            opclass: None,
+            canonical: None,
+            subdiff: Some("s.diff".into()),
+            multirange: Some("s.tmulti".into()),
+        }
+    }
+
+    #[test]
+    fn types_of_every_kind() {
+        let e = type_(&ty("e"), &roles());
+        assert_eq!(
+            e.create,
+            vec!["CREATE TYPE \"s\".\"t\" AS ENUM ('a', 'it''s')"]
+        );
+        assert!(e
+            .after
+            .contains(&"COMMENT ON TYPE \"s\".\"t\" IS 'a type'".to_string()));
+        let c = type_(&ty("c"), &roles());
+        assert!(c.create[0].contains("\"x\" text COLLATE pg_catalog.\"C\""));
+        assert!(c
+            .after
+            .contains(&"COMMENT ON COLUMN \"s\".\"t\".\"x\" IS 'x!'".to_string()));
+        let d = type_(&ty("d"), &roles());
+        assert_eq!(
+            d.create,
+            vec!["CREATE DOMAIN \"s\".\"t\" AS numeric(10,2) DEFAULT 0 NOT NULL CONSTRAINT \"pos\" CHECK ((VALUE > (0)::numeric))"]
+        );
+        assert!(d
+            .after
+            .iter()
+            .any(|s| s.starts_with("ALTER DOMAIN \"s\".\"t\" ADD CONSTRAINT \"small\"")));
+        assert!(d
+            .after
+            .iter()
+            .any(|s| s == "ALTER DOMAIN \"s\".\"t\" OWNER TO \"postgres\""));
+        let r = type_(&ty("r"), &roles());
+        assert_eq!(
+            r.create,
+            vec!["CREATE TYPE \"s\".\"t\" AS RANGE (SUBTYPE = timestamp with time zone, SUBTYPE_DIFF = s.diff, MULTIRANGE_TYPE_NAME = s.tmulti)"]
+        );
+    }
+
+    #[test]
+    fn aggregate_definition() {
+        let a = AggInfo {
+            args: "text".into(),
+            kind: "n".into(),
+            sfunc: "public._group_concat".into(),
+            stype: "text".into(),
+            sspace: 0,
+            finalfunc: None,
+            finalextra: false,
+            finalmodify: "r".into(),
+            combinefunc: None,
+            serialfunc: None,
+            deserialfunc: None,
+            initcond: None,
+            msfunc: None,
+            minvfunc: None,
+            mstype: None,
+            msspace: 0,
+            mfinalfunc: None,
+            mfinalextra: false,
+            mfinalmodify: "r".into(),
+            minitcond: None,
+            sortop: Some(">(integer,integer)".into()),
+            numdirect: 0,
+            parallel: "s".into(),
+        };
+        let sql = aggregate("\"public\".\"group_concat\"", &a);
+        assert_eq!(
+            sql,
+            "CREATE AGGREGATE \"public\".\"group_concat\"(text) (\n    SFUNC = public._group_concat,\n    STYPE = text,\n    SORTOP = OPERATOR(>),\n    PARALLEL = SAFE\n)"
+        );
+    }
+
+    #[test]
+    fn views_and_missing_owner() {
+        let v = ViewObj {
+            oid: 1,
+            schema: "s".into(),
+            name: "v".into(),
+            kind: "m".into(),
+            def: " SELECT 1 AS one;".into(),
+            reloptions: vec!["fillfactor=50".into()],
+            access_method: Some("heap".into()),
+            populated: true,
+            owner: "ghost".into(),
+            acl: vec![],
+            acl_null: true,
+            comment: None,
+            column_comments: vec![ColumnComment {
+                name: "one".into(),
+                comment: "1".into(),
+            }],
+            column_defaults: vec![],
+        };
+        let s = view(&v, &roles());
+        assert_eq!(
+            s.create,
+            vec!["CREATE MATERIALIZED VIEW \"s\".\"v\" WITH (\"fillfactor\"='50') AS\nSELECT 1 AS one\nWITH NO DATA"]
+        );
+        assert_eq!(s.missing_roles, vec!["ghost"]);
+        assert!(!s.after.iter().any(|a| a.contains("OWNER")));
+    }
+
+    #[test]
+    fn default_privileges() {
+        let d = DefaultAcl {
+            role: "app".into(),
+            schema: Some("s".into()),
+            objtype: "r".into(),
+            acl: vec![AclEntry {
+                grantee: Some("reader".into()),
+                privilege: "SELECT".into(),
+                grantable: false,
+            }],
+        };
+        let mut missing = vec![];
+        assert_eq!(
+            default_acl(&d, &roles(), &mut missing),
+            vec!["ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" IN SCHEMA \"s\" GRANT SELECT ON TABLES TO \"reader\""]
+        );
+    }
+}
