@@ -342,7 +342,9 @@ pub fn procs_sql() -> String {
          ) ORDER BY n.nspname, p.proname, p.oid), '[]')::text \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
          LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid \
-         WHERE n.nspname = ANY($1) AND {member}",
+         WHERE n.nspname = ANY($1) AND {member} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass \
+                           AND i.objid = p.oid AND i.deptype = 'i')",
         acl = acl("p.proacl"),
         ff = opt("a.aggfinalfn"),
         cf = opt("a.aggcombinefn"),

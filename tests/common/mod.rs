@@ -212,3 +212,176 @@ pub fn expect_error(c: &mut Client, sql: &str) -> (String, String) {
 pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+pub fn ensure_role(env: &Env, port: u16, role: &str) {
+    let _g = TARGET_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = env.client(port, "postgres");
+    c.batch_execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} NOLOGIN; END IF; END $$;"
+    ))
+    .expect("role");
+}
+
+/// A fresh database on `port` built from SQL files.
+pub fn database_from(env: &Env, port: u16, db: &str, files: &[&str]) {
+    {
+        let _g = TARGET_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = env.client(port, "postgres");
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .expect("drop");
+        c.batch_execute(&format!("CREATE DATABASE {db}"))
+            .expect("create");
+    }
+    for f in files {
+        env.psql_file(port, db, f);
+    }
+}
+
+/// A fresh, empty target database with pgclone installed.
+pub fn empty_target(env: &Env, db: &str) {
+    database_from(env, env.tgt_port, db, &[]);
+    env.client(env.tgt_port, db)
+        .batch_execute("CREATE EXTENSION pgclone")
+        .expect("extension");
+}
+
+impl Env {
+    /// Whole-database schema dump without pgclone's own extension.
+    pub fn dump_db(&self, port: u16, db: &str, args: &[&str]) -> String {
+        let out = Command::new(format!("{}/pg_dump", self.pgbin))
+            .args([
+                "-h",
+                &self.sock,
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "--schema-only",
+            ])
+            .args(["--exclude-schema", "pgclone"])
+            .args(args)
+            .output()
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        normalise(&String::from_utf8_lossy(&out.stdout))
+            .lines()
+            .filter(|l| {
+                !l.contains("EXTENSION IF NOT EXISTS pgclone")
+                    && !l.contains("COMMENT ON EXTENSION pgclone")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Row count and content hash of every table and materialized view
+    /// outside the system schemas and pgclone's own.
+    pub fn all_contents(&self, port: u16, db: &str) -> Vec<(String, i64, String)> {
+        let mut c = self.client(port, db);
+        let rels: Vec<String> = c
+            .query(
+                "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'm') AND c.relispopulated \
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgclone') AND n.nspname NOT LIKE 'pg_toast%' \
+                 ORDER BY 1",
+                &[],
+            )
+            .expect("relations")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rels.into_iter()
+            .map(|r| {
+                let row = c
+                    .query_one(
+                        &format!("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM ONLY {r} t"),
+                        &[],
+                    )
+                    .expect("hash");
+                (r, row.get(0), row.get(1))
+            })
+            .collect()
+    }
+
+    /// last_value and is_called of every sequence.
+    pub fn sequences(&self, port: u16, db: &str) -> Vec<(String, i64, bool)> {
+        let mut c = self.client(port, db);
+        let seqs: Vec<String> = c
+            .query(
+                "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'S' AND n.nspname <> 'pgclone' ORDER BY 1",
+                &[],
+            )
+            .expect("sequences")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        seqs.into_iter()
+            .map(|s| {
+                let row = c
+                    .query_one(&format!("SELECT last_value, is_called FROM {s}"), &[])
+                    .expect("seq");
+                (s, row.get(0), row.get(1))
+            })
+            .collect()
+    }
+
+    /// Every large object: oid, owner, md5 of the data, comment, ACL.
+    pub fn large_objects(&self, port: u16, db: &str) -> Vec<String> {
+        let mut c = self.client(port, db);
+        c.query(
+            "SELECT m.oid::text || ' ' || pg_get_userbyid(m.lomowner) || ' ' || md5(lo_get(m.oid)) || ' ' || \
+                    coalesce(obj_description(m.oid, 'pg_largeobject'), '-') || ' ' || coalesce(m.lomacl::text, '-') \
+             FROM pg_largeobject_metadata m ORDER BY m.oid",
+            &[],
+        )
+        .expect("large objects")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    }
+
+    /// Assert that two databases are the same to pg_dump and in content.
+    pub fn assert_same_database(&self, src_db: &str, tgt_db: &str, dump_args: &[&str]) {
+        let a = self.dump_db(self.src_port, src_db, dump_args);
+        let b = self.dump_db(self.tgt_port, tgt_db, dump_args);
+        assert_same_text(&a, &b, &format!("pg_dump of {src_db} vs {tgt_db}"));
+        let (ca, cb) = (
+            self.all_contents(self.src_port, src_db),
+            self.all_contents(self.tgt_port, tgt_db),
+        );
+        assert!(!ca.is_empty());
+        assert_eq!(ca, cb, "table contents differ");
+        assert_eq!(
+            self.sequences(self.src_port, src_db),
+            self.sequences(self.tgt_port, tgt_db),
+            "sequences differ"
+        );
+    }
+}
+
+/// Equal texts, or a panic that shows `diff -u` of the two.
+pub fn assert_same_text(a: &str, b: &str, what: &str) {
+    if a == b {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pgclone-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let (fa, fb) = (dir.join("source.sql"), dir.join("target.sql"));
+    std::fs::write(&fa, a).expect("write");
+    std::fs::write(&fb, b).expect("write");
+    let out = Command::new("diff")
+        .arg("-u")
+        .arg(&fa)
+        .arg(&fb)
+        .output()
+        .expect("diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let shown: Vec<&str> = text.lines().take(80).collect();
+    panic!("{what} differs:\n{}", shown.join("\n"));
+}

@@ -1,0 +1,274 @@
+//! Tier 3: schema() and database() between two real clusters, judged by
+//! pg_dump --schema-only of the whole database, the content of every table,
+//! every sequence's position and every large object.
+
+mod common;
+use common::*;
+
+const PAGILA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/pagila/pagila-schema-pg15.sql"
+);
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURE_DIR}/{name}")
+}
+
+fn roles(env: &Env) {
+    for port in [env.src_port, env.tgt_port] {
+        ensure_role(env, port, "hard_owner");
+        ensure_role(env, port, "hard_reader");
+    }
+}
+
+fn clone(env: &Env, tgt: &str, sql: &str, src_db: &str) -> String {
+    let mut c = env.client(env.tgt_port, tgt);
+    let row = c
+        .query_one(sql, &[&env.src_conninfo(src_db)])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    row.get(0)
+}
+
+#[test]
+fn pagila_by_database_and_by_schema() {
+    let env = env();
+    database_from(
+        &env,
+        env.src_port,
+        "sc_pagila",
+        &[PAGILA, &fixture("pagila-data.sql")],
+    );
+    empty_target(&env, "sc_pagila_db");
+    let s = clone(
+        &env,
+        "sc_pagila_db",
+        "SELECT pgclone.database($1)",
+        "sc_pagila",
+    );
+    assert!(s.contains("rows"), "{s}");
+    env.assert_same_database("sc_pagila", "sc_pagila_db", &[]);
+
+    empty_target(&env, "sc_pagila_schema");
+    clone(
+        &env,
+        "sc_pagila_schema",
+        "SELECT pgclone.schema($1, 'public')",
+        "sc_pagila",
+    );
+    env.assert_same_database("sc_pagila", "sc_pagila_schema", &[]);
+    // every partition of payment got its rows
+    let parts: i64 = env
+        .client(env.tgt_port, "sc_pagila_schema")
+        .query_one("SELECT count(DISTINCT tableoid) FROM public.payment", &[])
+        .unwrap()
+        .get(0);
+    assert!(parts > 50, "{parts}");
+}
+
+#[test]
+fn hard_fixture_by_database() {
+    let env = env();
+    roles(&env);
+    database_from(&env, env.src_port, "sc_hard", &[&fixture("hard.sql")]);
+    empty_target(&env, "sc_hard_db");
+    let s = clone(&env, "sc_hard_db", "SELECT pgclone.database($1)", "sc_hard");
+    assert!(s.contains("2 large objects"), "{s}");
+    env.assert_same_database("sc_hard", "sc_hard_db", &[]);
+    assert_eq!(
+        env.large_objects(env.src_port, "sc_hard"),
+        env.large_objects(env.tgt_port, "sc_hard_db")
+    );
+    // the pg-prefixed user schema came along
+    let n: i64 = env
+        .client(env.tgt_port, "sc_hard_db")
+        .query_one("SELECT count(*) FROM pgdata.events", &[])
+        .unwrap()
+        .get(0);
+    assert!(n > 0);
+    // the unpopulated matview stays unpopulated, the populated one is refreshed
+    let (empty, full): (bool, bool) = {
+        let r = env
+            .client(env.tgt_port, "sc_hard_db")
+            .query_one(
+                "SELECT (SELECT relispopulated FROM pg_class WHERE oid = 'core.mv_empty'::regclass), \
+                        (SELECT relispopulated FROM pg_class WHERE oid = 'core.mv_kinds'::regclass)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(!empty && full);
+}
+
+#[test]
+fn hard_fixture_by_schema() {
+    let env = env();
+    roles(&env);
+    database_from(&env, env.src_port, "sc_hard2", &[&fixture("hard.sql")]);
+    empty_target(&env, "sc_hard_schema");
+    clone(
+        &env,
+        "sc_hard_schema",
+        "SELECT pgclone.schema($1, 'core')",
+        "sc_hard2",
+    );
+    let a = env.dump_db(env.src_port, "sc_hard2", &["-n", "core"]);
+    let b = env.dump_db(env.tgt_port, "sc_hard_schema", &["-n", "core"]);
+    assert_same_text(&a, &b, "pg_dump -n core");
+    let only_core = |v: Vec<(String, i64, String)>| -> Vec<(String, i64, String)> {
+        v.into_iter()
+            .filter(|(r, _, _)| r.starts_with("core."))
+            .collect()
+    };
+    assert_eq!(
+        only_core(env.all_contents(env.src_port, "sc_hard2")),
+        only_core(env.all_contents(env.tgt_port, "sc_hard_schema"))
+    );
+}
+
+#[test]
+fn functions_only() {
+    let env = env();
+    roles(&env);
+    database_from(&env, env.src_port, "sc_fn", &[&fixture("hard.sql")]);
+    empty_target(&env, "sc_fn_t");
+    let mut c = env.client(env.tgt_port, "sc_fn_t");
+    c.batch_execute("CREATE SCHEMA core").unwrap();
+    // is_even and add are plain functions; others need types or tables that
+    // are not there, which check_function_bodies = off lets through.
+    clone(
+        &env,
+        "sc_fn_t",
+        "SELECT pgclone.functions($1, 'core')",
+        "sc_fn",
+    );
+    let n: i32 = c.query_one("SELECT core.add(2, 3)", &[]).unwrap().get(0);
+    assert_eq!(n, 5);
+    let kinds: i64 = c
+        .query_one(
+            "SELECT count(DISTINCT prokind) FROM pg_proc WHERE pronamespace = 'core'::regnamespace",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(kinds, 3, "functions, procedures and aggregates");
+    let rels: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'core'::regnamespace",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(rels, 0, "functions() clones routines only");
+}
+
+#[test]
+fn schema_conflicts() {
+    let env = env();
+    database_from(&env, env.src_port, "sc_conf", &[]);
+    env.client(env.src_port, "sc_conf")
+        .batch_execute("CREATE SCHEMA s; CREATE TABLE s.t (id int PRIMARY KEY); INSERT INTO s.t VALUES (1), (2);")
+        .unwrap();
+    empty_target(&env, "sc_conf_t");
+    let mut c = env.client(env.tgt_port, "sc_conf_t");
+    c.batch_execute("CREATE SCHEMA s; CREATE TABLE s.t (id int); INSERT INTO s.t VALUES (9);")
+        .unwrap();
+    let ci = lit(&env.src_conninfo("sc_conf"));
+    let before = env.relations(env.tgt_port, "sc_conf_t");
+    let (code, msg) = expect_error(&mut c, &format!("SELECT pgclone.schema({ci}, 's')"));
+    assert_eq!(code, "42P07", "{msg}");
+    assert!(msg.contains("\"s\".\"t\""), "{msg}");
+    assert_eq!(before, env.relations(env.tgt_port, "sc_conf_t"));
+
+    let s: String = c
+        .query_one(
+            &format!("SELECT pgclone.schema({ci}, 's', true, '{{\"conflict\": \"skip\"}}')"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(s.contains("nothing to clone"), "{s}");
+    c.batch_execute(&format!(
+        "SELECT pgclone.schema({ci}, 's', true, '{{\"conflict\": \"rename\"}}')"
+    ))
+    .unwrap();
+    let rels = env.relations(env.tgt_port, "sc_conf_t");
+    assert!(
+        rels.iter()
+            .any(|r| r.starts_with("s_old_") && r.ends_with(".t")),
+        "{rels:?}"
+    );
+    assert_eq!(env.content(env.tgt_port, "sc_conf_t", "s.t").0, 2);
+    c.batch_execute(&format!(
+        "SELECT pgclone.schema({ci}, 's', true, '{{\"conflict\": \"replace\"}}')"
+    ))
+    .unwrap();
+    assert_eq!(env.content(env.tgt_port, "sc_conf_t", "s.t").0, 2);
+    // a missing schema on the source
+    let (code, _) = expect_error(&mut c, &format!("SELECT pgclone.schema({ci}, 'nope')"));
+    assert_eq!(code, "3F000");
+}
+
+/// A clone taken while the source commits transactions that each write to
+/// three tables holds, for every transaction, all of its rows or none.
+#[test]
+fn one_snapshot_while_the_source_takes_writes() {
+    let env = env();
+    database_from(&env, env.src_port, "sc_snap", &[]);
+    env.client(env.src_port, "sc_snap")
+        .batch_execute(
+            "CREATE TABLE a_w1 (batch int); CREATE TABLE m_big (id int, pad text); CREATE TABLE z_w2 (batch int); \
+             CREATE TABLE z_w3 (batch int); \
+             INSERT INTO m_big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g;",
+        )
+        .unwrap();
+    empty_target(&env, "sc_snap_t");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = env.client(env.src_port, "sc_snap");
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 100_000 {
+                n += 1;
+                w.batch_execute(&format!(
+                    "BEGIN; INSERT INTO a_w1 VALUES ({n}); INSERT INTO z_w2 VALUES ({n}); INSERT INTO z_w3 VALUES ({n}); COMMIT;"
+                ))
+                .unwrap();
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    clone(
+        &env,
+        "sc_snap_t",
+        "SELECT pgclone.schema($1, 'public')",
+        "sc_snap",
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    let mut c = env.client(env.tgt_port, "sc_snap_t");
+    let counts: Vec<i64> = ["a_w1", "z_w2", "z_w3"]
+        .iter()
+        .map(|t| {
+            c.query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .unwrap()
+                .get(0)
+        })
+        .collect();
+    assert!(
+        counts[0] > 0 && (counts[0] as i32) < written,
+        "the clone ran while writes went on: {counts:?} of {written}"
+    );
+    assert_eq!(counts[0], counts[1]);
+    assert_eq!(counts[0], counts[2]);
+    let mismatched: i64 = c
+        .query_one(
+            "SELECT count(*) FROM (SELECT batch FROM a_w1 EXCEPT SELECT batch FROM z_w3) x",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(mismatched, 0);
+}
