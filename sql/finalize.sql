@@ -27,3 +27,7 @@ COMMENT ON FUNCTION pgclone.database(text, boolean) IS
     'database(conninfo, include_data DEFAULT true): clone every user schema of the source database, its extensions, large objects and default privileges into this database, from one snapshot';
 COMMENT ON FUNCTION pgclone.database(text, boolean, text) IS
     'database(conninfo, include_data, options): as database(), with JSON options (include_schemas, exclude_schemas, include_tables, exclude_tables, exclude_table_data, conflict, ...)';
+COMMENT ON FUNCTION pgclone.database_create(text, text, boolean) IS
+    'database_create(conninfo, target_db, include_data DEFAULT true): create a database with the source''s encoding, locale, settings and comment (from template0), install pgclone there and clone the source database into it; dropped again if the clone fails. Needs a session of its own on this server through the local socket.';
+COMMENT ON FUNCTION pgclone.database_create(text, text, boolean, text) IS
+    'database_create(conninfo, target_db, include_data, options): as database_create(), with the JSON options of database()';

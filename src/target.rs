@@ -81,15 +81,6 @@ pub fn resolve_conninfo(text: &str) -> Result<ConnInfo> {
     Ok(full)
 }
 
-pub fn database_encoding() -> String {
-    // SAFETY: returns a static string.
-    unsafe {
-        CStr::from_ptr(pg_sys::GetDatabaseEncodingName())
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
 pub fn server_version_num() -> i32 {
     setting("server_version_num")
         .and_then(|v| v.parse().ok())
@@ -290,5 +281,25 @@ pub fn lo_put(oid: u32, offset: i64, data: &[u8]) {
         crate::error_report::raise(CloneError::Internal(format!(
             "writing large object {oid}: {e}"
         )));
+    }
+}
+
+pub fn current_database() -> String {
+    // SAFETY: MyDatabaseId is set in every backend that runs SQL.
+    unsafe {
+        let p = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        if p.is_null() {
+            return String::new();
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+pub fn database_encoding() -> String {
+    // SAFETY: returns a static string.
+    unsafe {
+        CStr::from_ptr(pg_sys::GetDatabaseEncodingName())
+            .to_string_lossy()
+            .into_owned()
     }
 }

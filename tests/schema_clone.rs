@@ -129,37 +129,47 @@ fn hard_fixture_by_schema() {
 #[test]
 fn functions_only() {
     let env = env();
-    roles(&env);
-    database_from(&env, env.src_port, "sc_fn", &[&fixture("hard.sql")]);
+    database_from(&env, env.src_port, "sc_fn", &[]);
+    env.client(env.src_port, "sc_fn")
+        .batch_execute(
+            "CREATE SCHEMA fx; \
+             CREATE TABLE fx.t (x int); \
+             CREATE FUNCTION fx.add(a int, b int DEFAULT 1) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + b'; \
+             CREATE FUNCTION fx.add(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT a || b'; \
+             CREATE FUNCTION fx.reads_t() RETURNS bigint LANGUAGE plpgsql AS $$BEGIN RETURN (SELECT count(*) FROM fx.t); END$$; \
+             CREATE PROCEDURE fx.bump(INOUT n int) LANGUAGE plpgsql AS $$BEGIN n := n + 1; END$$; \
+             CREATE AGGREGATE fx.mysum(int) (SFUNC = int4pl, STYPE = int, INITCOND = '0'); \
+             COMMENT ON FUNCTION fx.add(int, int) IS 'adds';",
+        )
+        .unwrap();
     empty_target(&env, "sc_fn_t");
     let mut c = env.client(env.tgt_port, "sc_fn_t");
-    c.batch_execute("CREATE SCHEMA core").unwrap();
-    // is_even and add are plain functions; others need types or tables that
-    // are not there, which check_function_bodies = off lets through.
+    c.batch_execute("CREATE SCHEMA fx").unwrap();
     clone(
         &env,
         "sc_fn_t",
-        "SELECT pgclone.functions($1, 'core')",
+        "SELECT pgclone.functions($1, 'fx')",
         "sc_fn",
     );
-    let n: i32 = c.query_one("SELECT core.add(2, 3)", &[]).unwrap().get(0);
+    let n: i32 = c.query_one("SELECT fx.add(2, 3)", &[]).unwrap().get(0);
     assert_eq!(n, 5);
-    let kinds: i64 = c
-        .query_one(
-            "SELECT count(DISTINCT prokind) FROM pg_proc WHERE pronamespace = 'core'::regnamespace",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(kinds, 3, "functions, procedures and aggregates");
     let rels: i64 = c
         .query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = 'core'::regnamespace",
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'fx'::regnamespace",
             &[],
         )
         .unwrap()
         .get(0);
     assert_eq!(rels, 0, "functions() clones routines only");
+    // the routines are exactly the source's (a plpgsql body may name a table
+    // that is not there yet)
+    let a = env.dump_db(
+        env.src_port,
+        "sc_fn",
+        &["-n", "fx", "--exclude-table", "fx.t"],
+    );
+    let b = env.dump_db(env.tgt_port, "sc_fn_t", &["-n", "fx"]);
+    assert_same_text(&a, &b, "routines of fx");
 }
 
 #[test]
@@ -271,4 +281,85 @@ fn one_snapshot_while_the_source_takes_writes() {
         .unwrap()
         .get(0);
     assert_eq!(mismatched, 0);
+}
+
+#[test]
+fn database_create_matches_encoding_locale_and_settings() {
+    let env = env();
+    {
+        let mut c = env.client(env.src_port, "postgres");
+        c.batch_execute("DROP DATABASE IF EXISTS sc_latin WITH (FORCE)")
+            .unwrap();
+        c.batch_execute("CREATE DATABASE sc_latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
+            .unwrap();
+        c.batch_execute(
+            "ALTER DATABASE sc_latin SET work_mem = '8MB'; ALTER DATABASE sc_latin SET search_path = app, public; \
+             COMMENT ON DATABASE sc_latin IS 'latin one';",
+        )
+        .unwrap();
+    }
+    env.client(env.src_port, "sc_latin")
+        .batch_execute(
+            "CREATE SCHEMA app; CREATE TABLE app.words (w text PRIMARY KEY); \
+             INSERT INTO app.words VALUES ('café'), ('naïve'), ('straße');",
+        )
+        .unwrap();
+    let mut c = env.client(env.tgt_port, "postgres");
+    c.batch_execute("DROP DATABASE IF EXISTS sc_latin_copy WITH (FORCE)")
+        .unwrap();
+    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pgclone")
+        .unwrap();
+    let s: String = c
+        .query_one(
+            "SELECT pgclone.database_create($1, 'sc_latin_copy')",
+            &[&env.src_conninfo("sc_latin")],
+        )
+        .unwrap()
+        .get(0);
+    assert!(s.contains("LATIN1"), "{s}");
+    let shape = |port: u16, db: &str| -> (String, String, String, Vec<String>, Option<String>) {
+        let r = env
+            .client(port, "postgres")
+            .query_one(
+                "SELECT pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text, \
+                        ARRAY(SELECT unnest(s.setconfig) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0 ORDER BY 1), \
+                        shobj_description(d.oid, 'pg_database') \
+                 FROM pg_database d WHERE d.datname = $1",
+                &[&db],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+    };
+    assert_eq!(
+        shape(env.src_port, "sc_latin"),
+        shape(env.tgt_port, "sc_latin_copy")
+    );
+    env.assert_same_database("sc_latin", "sc_latin_copy", &[]);
+
+    // a failed clone leaves no database behind
+    let (code, _) = expect_error(
+        &mut c,
+        &format!(
+            "SELECT pgclone.database_create({}, 'sc_never', true, '{{\"exclude_schemas\": 5}}')",
+            lit(&env.src_conninfo("sc_latin"))
+        ),
+    );
+    assert_eq!(code, "22023");
+    let bad = format!(
+        "host=127.0.0.1 port={} dbname=sc_latin user=postgres password=wrong-pw",
+        env.src_port
+    );
+    let (code, msg) = expect_error(
+        &mut c,
+        &format!("SELECT pgclone.database_create({}, 'sc_never')", lit(&bad)),
+    );
+    assert_eq!(code, "28P01", "{msg}");
+    let left: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = 'sc_never'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
 }

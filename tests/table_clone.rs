@@ -337,3 +337,23 @@ fn clone_over_tls_with_verify_full() {
     assert_eq!(code, "08001", "{msg}");
     assert!(!msg.contains(&env.password), "{msg}");
 }
+
+/// The caller's client_encoding must not matter: rows travel in the
+/// database encoding, even when the client's cannot hold every character.
+#[test]
+fn caller_client_encoding_does_not_matter() {
+    let env = env();
+    let src = source_db(&env);
+    let tgt = target_db(&env, "latin_client");
+    let mut c = env.client(env.tgt_port, &tgt);
+    c.batch_execute("SET client_encoding = 'LATIN1'").unwrap();
+    c.batch_execute(&format!(
+        "SELECT pgclone.table({}, 'app', 'accounts')",
+        lit(&env.src_conninfo(src))
+    ))
+    .unwrap();
+    assert_eq!(
+        env.content(env.src_port, src, "app.accounts"),
+        env.content(env.tgt_port, &tgt, "app.accounts")
+    );
+}

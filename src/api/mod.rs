@@ -246,3 +246,35 @@ fn database_options(
 ) -> String {
     schema_call(conninfo, None, What::Database, include_data, options, None)
 }
+
+fn database_create_call(
+    conninfo: Option<&str>,
+    target_db: Option<&str>,
+    include_data: Option<bool>,
+    options: Option<&str>,
+) -> String {
+    guarded();
+    let conninfo = required(conninfo, "conninfo");
+    let target_db = required(target_db, "target_db");
+    let include_data = required(include_data, "include_data");
+    crate::exec::create_db::create_and_clone(conninfo, target_db, include_data, options).or_raise()
+}
+
+#[pg_extern(name = "database_create", volatile, parallel_unsafe)]
+fn database_create_default(
+    conninfo: Option<&str>,
+    target_db: Option<&str>,
+    include_data: default!(Option<bool>, true),
+) -> String {
+    database_create_call(conninfo, target_db, include_data, None)
+}
+
+#[pg_extern(name = "database_create", volatile, parallel_unsafe)]
+fn database_create_options(
+    conninfo: Option<&str>,
+    target_db: Option<&str>,
+    include_data: Option<bool>,
+    options: Option<&str>,
+) -> String {
+    database_create_call(conninfo, target_db, include_data, options)
+}

@@ -333,7 +333,15 @@ impl SourceConn {
 
     /// Start a COPY TO STDOUT. With `filtered`, an error the source raises is
     /// the caller's filter at fault, and is reported as such.
-    pub fn copy_out(&self, sql: &str, filtered: bool) -> Result<CopyReader<'_>> {
+    ///
+    /// Text travels in `encoding`: binary COPY converts text values through
+    /// each side's client_encoding, text COPY is told the encoding, so the
+    /// source must send in the encoding the receiving side decodes with.
+    pub fn copy_out(&self, sql: &str, filtered: bool, encoding: &str) -> Result<CopyReader<'_>> {
+        self.batch(&format!(
+            "SET client_encoding = {}",
+            quote_literal(encoding)
+        ))?;
         let stream = self
             .wait(self.client.copy_out(sql))
             .map_err(|e| filter_fault(self.map(e), filtered))?;
@@ -382,6 +390,8 @@ impl CopyReader<'_> {
                     Some(Err(e)) => return Err(filter_fault(self.conn.map(e), self.filtered)),
                     None => {
                         self.done = true;
+                        // back to what the driver itself reads
+                        self.conn.batch("SET client_encoding = 'UTF8'")?;
                         break;
                     }
                 }

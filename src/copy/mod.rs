@@ -103,6 +103,10 @@ pub fn copy_into(
     reader: &mut CopyReader,
 ) -> Result<u64> {
     READ_ERROR.with(|slot| *slot.borrow_mut() = None);
+    // Binary receive functions convert text from this session's
+    // client_encoding: for the copy it is the encoding the source sends in
+    // (the database's), whatever the caller's client speaks.
+    let _encoding = crate::target::GucScope::enter(&[("client_encoding", encoding)]);
     // SAFETY: all calls below are plain backend calls made on the backend's
     // own thread inside a transaction; pgrx turns any ERROR into a panic that
     // unwinds through ReaderGuard.
@@ -134,8 +138,7 @@ pub fn copy_into(
         };
         opts = pg_sys::lappend(opts, defel("format", format) as *mut c_void);
         if !binary {
-            // The source sends in our database encoding; say so, whatever the
-            // calling session's client_encoding is.
+            // The source was told to send in this encoding.
             opts = pg_sys::lappend(opts, defel("encoding", encoding) as *mut c_void);
         }
         READER.with(|r| r.set(reader as *mut CopyReader as *mut c_void));

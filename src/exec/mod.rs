@@ -1,5 +1,6 @@
 //! Carrying out a clone: connect, read the catalog, render, run, copy.
 
+pub mod create_db;
 pub mod schema;
 pub mod table;
 

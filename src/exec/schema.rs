@@ -227,8 +227,10 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         Scope::Schema
     })?;
     let info = target::resolve_conninfo(req.conninfo)?;
+    // The driver reads the catalog as UTF-8; each COPY switches the source to
+    // the database encoding, which copy_into makes this session speak too.
     let encoding = target::database_encoding();
-    let src = SourceConn::connect(&info, &session_setup_sql(&encoding, SOURCE_LOCK_TIMEOUT))?;
+    let src = SourceConn::connect(&info, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
     // Every read of the source sees one instant.
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
 
@@ -552,7 +554,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
                     qualified(&t.schema, &t.name)
                 ))
             })?;
-            let mut reader = src.copy_out(&copy_src.sql(), false)?;
+            let mut reader = src.copy_out(&copy_src.sql(), false, &encoding)?;
             rows += copy_into(
                 relid,
                 &script.copy_columns,
@@ -768,7 +770,7 @@ fn copy_extension_config(src: &SourceConn, c: &ExtConfig, encoding: &str) -> Res
     let Some((relid, _)) = target::relation(&c.schema, &c.table) else {
         return Ok((0, 0));
     };
-    let mut reader = src.copy_out(&copy_src.sql(), false)?;
+    let mut reader = src.copy_out(&copy_src.sql(), false, encoding)?;
     let n = copy_into(relid, &cols, false, encoding, &mut reader)?;
     Ok((n, reader.bytes))
 }

@@ -46,8 +46,10 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
     }
 
     let info = target::resolve_conninfo(req.conninfo)?;
+    // The driver reads the catalog as UTF-8; each COPY switches the source to
+    // the database encoding, which copy_into makes this session speak too.
     let encoding = target::database_encoding();
-    let src = SourceConn::connect(&info, &session_setup_sql(&encoding, SOURCE_LOCK_TIMEOUT))?;
+    let src = SourceConn::connect(&info, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
     // One snapshot for the catalog and the data: the definition and the rows
     // belong to the same instant.
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
@@ -158,7 +160,7 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
     if req.include_data {
         let (relid, _) = target::relation(req.schema, target_name)
             .ok_or_else(|| CloneError::Internal(format!("{tq} vanished after it was created")))?;
-        let mut reader = src.copy_out(&copy_src.sql(), copy_src.filter.is_some())?;
+        let mut reader = src.copy_out(&copy_src.sql(), copy_src.filter.is_some(), &encoding)?;
         rows = copy_into(
             relid,
             &script.copy_columns,
