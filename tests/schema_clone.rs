@@ -363,3 +363,42 @@ fn database_create_matches_encoding_locale_and_settings() {
         .get(0);
     assert_eq!(left, 0);
 }
+
+/// Kinds pgclone does not create yet are named in a NOTICE, never dropped silently.
+#[test]
+fn kinds_not_cloned_are_reported() {
+    let env = env();
+    database_from(&env, env.src_port, "sc_notice", &[]);
+    env.client(env.src_port, "sc_notice")
+        .batch_execute(
+            "CREATE SCHEMA s; CREATE TABLE s.t (x int); \
+             CREATE FUNCTION s.eq(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2'; \
+             CREATE OPERATOR s.=== (FUNCTION = s.eq, LEFTARG = int, RIGHTARG = int); \
+             CREATE TEXT SEARCH CONFIGURATION s.cfg (COPY = pg_catalog.english);",
+        )
+        .unwrap();
+    empty_target(&env, "sc_notice_t");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut cfg: postgres::Config = format!(
+        "host={} port={} user=postgres dbname=sc_notice_t",
+        env.sock, env.tgt_port
+    )
+    .parse()
+    .unwrap();
+    cfg.notice_callback(move |n| {
+        let _ = tx.send(n.message().to_string());
+    });
+    let mut c = cfg.connect(postgres::NoTls).unwrap();
+    c.query_one(
+        "SELECT pgclone.schema($1, 's')",
+        &[&env.src_conninfo("sc_notice")],
+    )
+    .unwrap();
+    let notices: Vec<String> = rx.try_iter().collect();
+    let line = notices
+        .iter()
+        .find(|n| n.starts_with("not cloned"))
+        .unwrap_or_else(|| panic!("{notices:?}"));
+    assert!(line.contains("operator s.===(integer,integer)"), "{line}");
+    assert!(line.contains("text search configuration s.cfg"), "{line}");
+}

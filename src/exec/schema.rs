@@ -96,6 +96,7 @@ struct Inventory {
     large_objects: Vec<LargeObj>,
     edges: Vec<Edge>,
     aliases: HashMap<String, String>,
+    not_cloned: Vec<String>,
 }
 
 fn load_inventory(
@@ -121,6 +122,7 @@ fn load_inventory(
         large_objects: Vec::new(),
         edges: Vec::new(),
         aliases: HashMap::new(),
+        not_cloned: Vec::new(),
     };
     if what == What::Functions {
         return Ok(inv);
@@ -193,6 +195,7 @@ fn load_inventory(
     if all {
         inv.large_objects = fetch(src, &q::large_objects_sql(), &[])?;
     }
+    inv.not_cloned = src.query_one(&q::not_cloned_sql(), &[&names, &all])?.get(0);
     inv.edges = fetch(src, &q::edges_sql(), &[])?;
     let members: Vec<Edge> = fetch(src, &q::extension_members_sql(), &[])?;
     for m in members {
@@ -675,6 +678,12 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
     for (_, s) in &table_scripts {
         notices.extend(s.notices.iter().cloned());
         missing.extend(s.missing_roles.iter().cloned());
+    }
+    if !inv.not_cloned.is_empty() {
+        notices.push(format!(
+            "not cloned (pgclone does not create these kinds yet): {}",
+            inv.not_cloned.join(", ")
+        ));
     }
     missing.sort();
     missing.dedup();
