@@ -372,9 +372,8 @@ fn kinds_not_cloned_are_reported() {
     env.client(env.src_port, "sc_notice")
         .batch_execute(
             "CREATE SCHEMA s; CREATE TABLE s.t (x int); \
-             CREATE FUNCTION s.eq(int, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2'; \
-             CREATE OPERATOR s.=== (FUNCTION = s.eq, LEFTARG = int, RIGHTARG = int); \
-             CREATE TEXT SEARCH CONFIGURATION s.cfg (COPY = pg_catalog.english);",
+             CREATE OPERATOR FAMILY s.fam USING btree; \
+             CREATE CONVERSION s.conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;",
         )
         .unwrap();
     empty_target(&env, "sc_notice_t");
@@ -399,6 +398,6 @@ fn kinds_not_cloned_are_reported() {
         .iter()
         .find(|n| n.starts_with("not cloned"))
         .unwrap_or_else(|| panic!("{notices:?}"));
-    assert!(line.contains("operator s.===(integer,integer)"), "{line}");
-    assert!(line.contains("text search configuration s.cfg"), "{line}");
+    assert!(line.contains("operator family s.fam"), "{line}");
+    assert!(line.contains("conversion s.conv"), "{line}");
 }

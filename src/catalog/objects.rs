@@ -240,8 +240,8 @@ fn acl(col: &str) -> String {
 /// Not a member of an extension (those come with CREATE EXTENSION).
 fn not_member(catalog: &str, oid: &str) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{catalog}'::regclass \
-         AND e.objid = {oid} AND e.deptype = 'e')"
+        "NOT EXISTS (SELECT 1 FROM pg_depend ext_dep WHERE ext_dep.classid = '{catalog}'::regclass \
+         AND ext_dep.objid = {oid} AND ext_dep.deptype = 'e')"
     )
 }
 
@@ -511,6 +511,10 @@ fn node_key(cls: &str, oid: &str) -> String {
           WHEN 'pg_namespace'::regclass THEN 'nsp:' || {oid} \
           WHEN 'pg_collation'::regclass THEN 'coll:' || {oid} \
           WHEN 'pg_extension'::regclass THEN 'ext:' || {oid} \
+          WHEN 'pg_operator'::regclass THEN 'oper:' || {oid} \
+          WHEN 'pg_ts_config'::regclass THEN 'tscfg:' || {oid} \
+          WHEN 'pg_ts_dict'::regclass THEN 'tsdict:' || {oid} \
+          WHEN 'pg_cast'::regclass THEN 'cast:' || {oid} \
           WHEN 'pg_rewrite'::regclass THEN (SELECT CASE WHEN r.rulename = '_RETURN' THEN 'rel:' || r.ev_class END \
                FROM pg_rewrite r WHERE r.oid = {oid}) \
           WHEN 'pg_attrdef'::regclass THEN (SELECT CASE WHEN a.attgenerated <> '' THEN 'rel:' || ad.adrelid END \
@@ -532,7 +536,8 @@ pub fn edges_sql() -> String {
            SELECT DISTINCT {from} AS f, {to} AS t FROM pg_depend d \
            WHERE d.deptype IN ('n', 'a') AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, \
                  'pg_proc'::regclass, 'pg_rewrite'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass, \
-                 'pg_collation'::regclass, 'pg_extension'::regclass) \
+                 'pg_collation'::regclass, 'pg_extension'::regclass, 'pg_operator'::regclass, \
+                 'pg_ts_config'::regclass, 'pg_ts_dict'::regclass, 'pg_cast'::regclass) \
            UNION \
            SELECT 'rel:' || i.inhrelid, 'rel:' || i.inhparent FROM pg_inherits i \
              JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relkind IN ('r', 'p') \
@@ -549,7 +554,8 @@ pub fn extension_members_sql() -> String {
         "SELECT coalesce(json_agg(json_build_object('from', s.k, 'to', 'ext:' || s.x)), '[]')::text FROM ( \
            SELECT DISTINCT {key} AS k, e.refobjid AS x FROM pg_depend e \
            WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass \
-             AND e.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_collation'::regclass) \
+             AND e.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_collation'::regclass, \
+                               'pg_operator'::regclass, 'pg_ts_config'::regclass, 'pg_ts_dict'::regclass) \
          ) s WHERE s.k IS NOT NULL",
         key = node_key("e.classid", "e.objid"),
     )
@@ -566,38 +572,195 @@ pub fn fetch<T: DeserializeOwned>(
         .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
 }
 
-/// Objects of kinds pgclone does not create yet, as "kind: name" lines, so a
+/// Objects of kinds pgclone does not create yet (operator classes and
+/// families, conversions, publications, foreign servers), as "kind: name" lines, so a
 /// clone can say what it left out instead of leaving it out silently.
 pub fn not_cloned_sql() -> String {
     let member = |cat: &str, oid: &str| not_member(cat, oid);
     format!(
         "SELECT ARRAY( \
-           SELECT 'operator ' || o.oid::regoperator::text FROM pg_operator o \
-             JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname = ANY($1) AND {op} \
-           UNION ALL SELECT 'operator class ' || quote_ident(n.nspname) || '.' || quote_ident(c.opcname) \
+           SELECT 'operator class ' || quote_ident(n.nspname) || '.' || quote_ident(c.opcname) \
              FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace WHERE n.nspname = ANY($1) AND {opc} \
            UNION ALL SELECT 'operator family ' || quote_ident(n.nspname) || '.' || quote_ident(f.opfname) \
              FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace WHERE n.nspname = ANY($1) AND {opf} \
-           UNION ALL SELECT 'text search configuration ' || c.oid::regconfig::text FROM pg_ts_config c \
-             JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname = ANY($1) AND {tsc} \
-           UNION ALL SELECT 'text search dictionary ' || d.oid::regdictionary::text FROM pg_ts_dict d \
-             JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname = ANY($1) AND {tsd} \
            UNION ALL SELECT 'conversion ' || quote_ident(n.nspname) || '.' || quote_ident(c.conname) FROM pg_conversion c \
              JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = ANY($1) AND {conv} \
-           UNION ALL SELECT 'cast ' || format_type(c.castsource, NULL) || ' AS ' || format_type(c.casttarget, NULL) \
-             FROM pg_cast c WHERE $2 AND c.oid >= 16384 AND {cast} \
-           UNION ALL SELECT 'event trigger ' || quote_ident(et.evtname) FROM pg_event_trigger et WHERE $2 AND {evt} \
            UNION ALL SELECT 'publication ' || quote_ident(p.pubname) FROM pg_publication p WHERE $2 \
            UNION ALL SELECT 'foreign server ' || quote_ident(s.srvname) FROM pg_foreign_server s WHERE $2 AND {srv} \
            ORDER BY 1)",
-        op = member("pg_operator", "o.oid"),
         opc = member("pg_opclass", "c.oid"),
         opf = member("pg_opfamily", "f.oid"),
-        tsc = member("pg_ts_config", "c.oid"),
-        tsd = member("pg_ts_dict", "d.oid"),
         conv = member("pg_conversion", "c.oid"),
-        cast = member("pg_cast", "c.oid"),
-        evt = member("pg_event_trigger", "et.oid"),
         srv = member("pg_foreign_server", "s.oid"),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OperObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    pub left: Option<String>,
+    pub right: Option<String>,
+    pub function: String,
+    pub commutator: Option<String>,
+    pub negator: Option<String>,
+    pub restrict: Option<String>,
+    pub join: Option<String>,
+    pub hashes: bool,
+    pub merges: bool,
+    pub owner: String,
+    pub comment: Option<String>,
+    /// identity for ALTER/COMMENT: name(left,right) with NONE for a missing side
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TsMapping {
+    pub token: String,
+    pub dicts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TsConfigObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    pub parser: String,
+    pub mappings: Vec<TsMapping>,
+    pub owner: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TsDictObj {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    pub template: String,
+    pub options: Option<String>,
+    pub owner: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CastObj {
+    pub oid: i64,
+    pub source: String,
+    pub target: String,
+    /// f function, i inout, b binary coercible
+    pub method: String,
+    pub function: Option<String>,
+    /// e explicit, a assignment, i implicit
+    pub context: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventTriggerObj {
+    pub name: String,
+    pub event: String,
+    pub tags: Option<Vec<String>>,
+    pub function: String,
+    pub enabled: String,
+    pub owner: String,
+    pub comment: Option<String>,
+}
+
+pub fn operators_sql() -> String {
+    let oper = |col: &str| {
+        format!(
+            "CASE WHEN {col} <> 0 THEN (SELECT 'OPERATOR(' || quote_ident(cn.nspname) || '.' || co.oprname || ')' \
+             FROM pg_operator co JOIN pg_namespace cn ON cn.oid = co.oprnamespace WHERE co.oid = {col}) END"
+        )
+    };
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', o.oid::int8, 'schema', n.nspname, 'name', o.oprname, \
+            'left', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END, \
+            'right', CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END, \
+            'function', o.oprcode::regproc::text, 'commutator', {com}, 'negator', {neg}, \
+            'restrict', CASE WHEN o.oprrest <> 0 THEN o.oprrest::regproc::text END, \
+            'join', CASE WHEN o.oprjoin <> 0 THEN o.oprjoin::regproc::text END, \
+            'hashes', o.oprcanhash, 'merges', o.oprcanmerge, 'owner', pg_get_userbyid(o.oprowner), \
+            'comment', obj_description(o.oid, 'pg_operator'), \
+            'signature', quote_ident(n.nspname) || '.' || o.oprname || '(' || \
+                coalesce(format_type(nullif(o.oprleft, 0), NULL), 'NONE') || ', ' || \
+                coalesce(format_type(nullif(o.oprright, 0), NULL), 'NONE') || ')' \
+         ) ORDER BY n.nspname, o.oprname, o.oid), '[]')::text \
+         FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace \
+         WHERE n.nspname = ANY($1) AND {member}",
+        com = oper("o.oprcom"),
+        neg = oper("o.oprnegate"),
+        member = not_member("pg_operator", "o.oid"),
+    )
+}
+
+pub fn ts_configs_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', c.oid::int8, 'schema', n.nspname, 'name', c.cfgname, \
+            'parser', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.prsname) FROM pg_ts_parser p \
+                JOIN pg_namespace pn ON pn.oid = p.prsnamespace WHERE p.oid = c.cfgparser), \
+            'mappings', ARRAY(SELECT json_build_object('token', t.alias, 'dicts', \
+                    ARRAY(SELECT m2.mapdict::regdictionary::text FROM pg_ts_config_map m2 \
+                          WHERE m2.mapcfg = c.oid AND m2.maptokentype = t.tokid ORDER BY m2.mapseqno)) \
+                FROM ts_token_type(c.cfgparser) t \
+                WHERE EXISTS (SELECT 1 FROM pg_ts_config_map m WHERE m.mapcfg = c.oid AND m.maptokentype = t.tokid) \
+                ORDER BY t.tokid), \
+            'owner', pg_get_userbyid(c.cfgowner), 'comment', obj_description(c.oid, 'pg_ts_config') \
+         ) ORDER BY n.nspname, c.cfgname), '[]')::text \
+         FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace \
+         WHERE n.nspname = ANY($1) AND {member}",
+        member = not_member("pg_ts_config", "c.oid"),
+    )
+}
+
+pub fn ts_dicts_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', d.oid::int8, 'schema', n.nspname, 'name', d.dictname, \
+            'template', (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.tmplname) FROM pg_ts_template t \
+                JOIN pg_namespace tn ON tn.oid = t.tmplnamespace WHERE t.oid = d.dicttemplate), \
+            'options', d.dictinitoption, 'owner', pg_get_userbyid(d.dictowner), \
+            'comment', obj_description(d.oid, 'pg_ts_dict') \
+         ) ORDER BY n.nspname, d.dictname), '[]')::text \
+         FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace \
+         WHERE n.nspname = ANY($1) AND {member}",
+        member = not_member("pg_ts_dict", "d.oid"),
+    )
+}
+
+/// User casts: made after initdb, not by an extension nor by a range type.
+/// A database clone takes them all; a schema clone those whose function or
+/// types live in its schemas (they mean nothing without them).
+pub fn casts_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'oid', c.oid::int8, 'source', format_type(c.castsource, NULL), 'target', format_type(c.casttarget, NULL), \
+            'method', c.castmethod::text, \
+            'function', CASE WHEN c.castfunc <> 0 THEN c.castfunc::regprocedure::text END, \
+            'context', c.castcontext::text, 'comment', obj_description(c.oid, 'pg_cast') \
+         ) ORDER BY c.oid), '[]')::text \
+         FROM pg_cast c WHERE c.oid >= 16384 AND {member} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_cast'::regclass \
+                           AND i.objid = c.oid AND i.deptype = 'i') \
+           AND ($2 OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                              WHERE t.oid IN (c.castsource, c.casttarget) AND n.nspname = ANY($1)) \
+                   OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                              WHERE p.oid = c.castfunc AND n.nspname = ANY($1)))",
+        member = not_member("pg_cast", "c.oid"),
+    )
+}
+
+pub fn event_triggers_sql() -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'name', e.evtname, 'event', e.evtevent, 'tags', e.evttags, \
+            'function', e.evtfoid::regproc::text, 'enabled', e.evtenabled::text, \
+            'owner', pg_get_userbyid(e.evtowner), 'comment', obj_description(e.oid, 'pg_event_trigger') \
+         ) ORDER BY e.evtname), '[]')::text \
+         FROM pg_event_trigger e WHERE {member}",
+        member = not_member("pg_event_trigger", "e.oid"),
     )
 }

@@ -734,3 +734,199 @@ mod unit {
         );
     }
 }
+
+pub fn operator(o: &OperObj, roles: &Roles) -> ObjScript {
+    let mut out = ObjScript::default();
+    let mut parts = vec![format!("FUNCTION = {}", o.function)];
+    if let Some(l) = &o.left {
+        parts.push(format!("LEFTARG = {l}"));
+    }
+    if let Some(r) = &o.right {
+        parts.push(format!("RIGHTARG = {r}"));
+    }
+    for (k, v) in [
+        ("COMMUTATOR", &o.commutator),
+        ("NEGATOR", &o.negator),
+        ("RESTRICT", &o.restrict),
+        ("JOIN", &o.join),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{k} = {v}"));
+        }
+    }
+    if o.hashes {
+        parts.push("HASHES".into());
+    }
+    if o.merges {
+        parts.push("MERGES".into());
+    }
+    // An operator's name is a run of symbols: it is never quoted.
+    out.create.push(format!(
+        "CREATE OPERATOR {}.{} ({})",
+        quote_ident(&o.schema),
+        o.name,
+        parts.join(", ")
+    ));
+    let sig = format!("OPERATOR {}", o.signature);
+    out.finish(&sig, "", &sig, &o.owner, &[], true, &o.comment, roles);
+    out
+}
+
+pub fn ts_dictionary(d: &TsDictObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&d.schema, &d.name);
+    let mut out = ObjScript::default();
+    let opts = d
+        .options
+        .as_ref()
+        .map(|o| format!(", {o}"))
+        .unwrap_or_default();
+    out.create.push(format!(
+        "CREATE TEXT SEARCH DICTIONARY {q} (TEMPLATE = {}{opts})",
+        d.template
+    ));
+    let obj = format!("TEXT SEARCH DICTIONARY {q}");
+    out.finish(&obj, "", &obj, &d.owner, &[], true, &d.comment, roles);
+    out
+}
+
+pub fn ts_configuration(c: &TsConfigObj, roles: &Roles) -> ObjScript {
+    let q = qualified(&c.schema, &c.name);
+    let mut out = ObjScript::default();
+    out.create.push(format!(
+        "CREATE TEXT SEARCH CONFIGURATION {q} (PARSER = {})",
+        c.parser
+    ));
+    for m in c.mappings.iter().filter(|m| !m.dicts.is_empty()) {
+        out.create.push(format!(
+            "ALTER TEXT SEARCH CONFIGURATION {q} ADD MAPPING FOR {} WITH {}",
+            quote_ident(&m.token),
+            m.dicts.join(", ")
+        ));
+    }
+    let obj = format!("TEXT SEARCH CONFIGURATION {q}");
+    out.finish(&obj, "", &obj, &c.owner, &[], true, &c.comment, roles);
+    out
+}
+
+pub fn cast(c: &CastObj) -> ObjScript {
+    let mut out = ObjScript::default();
+    let how = match (c.method.as_str(), &c.function) {
+        ("f", Some(f)) => format!("WITH FUNCTION {f}"),
+        ("i", _) => "WITH INOUT".to_string(),
+        _ => "WITHOUT FUNCTION".to_string(),
+    };
+    let ctx = match c.context.as_str() {
+        "a" => " AS ASSIGNMENT",
+        "i" => " AS IMPLICIT",
+        _ => "",
+    };
+    out.create.push(format!(
+        "CREATE CAST ({} AS {}) {how}{ctx}",
+        c.source, c.target
+    ));
+    out.after.extend(comment(
+        &format!("CAST ({} AS {})", c.source, c.target),
+        &c.comment,
+    ));
+    out
+}
+
+pub fn event_trigger(e: &EventTriggerObj, roles: &Roles) -> ObjScript {
+    let q = quote_ident(&e.name);
+    let mut out = ObjScript::default();
+    let when = e
+        .tags
+        .as_ref()
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let tags: Vec<String> = t.iter().map(|x| quote_literal(x)).collect();
+            format!(" WHEN TAG IN ({})", tags.join(", "))
+        })
+        .unwrap_or_default();
+    out.create.push(format!(
+        "CREATE EVENT TRIGGER {q} ON {}{when} EXECUTE FUNCTION {}()",
+        quote_ident(&e.event),
+        e.function
+    ));
+    match e.enabled.as_str() {
+        "D" => out.create.push(format!("ALTER EVENT TRIGGER {q} DISABLE")),
+        "R" => out
+            .create
+            .push(format!("ALTER EVENT TRIGGER {q} ENABLE REPLICA")),
+        "A" => out
+            .create
+            .push(format!("ALTER EVENT TRIGGER {q} ENABLE ALWAYS")),
+        _ => {}
+    }
+    let obj = format!("EVENT TRIGGER {q}");
+    out.finish(&obj, "", &obj, &e.owner, &[], true, &e.comment, roles);
+    out
+}
+
+#[cfg(test)]
+mod more {
+    use super::*;
+
+    fn roles() -> Roles<'static> {
+        Roles {
+            exists: &|_| true,
+            can_own: &|_| true,
+        }
+    }
+
+    #[test]
+    fn operator_and_text_search() {
+        let o = OperObj {
+            oid: 1,
+            schema: "s".into(),
+            name: "===".into(),
+            left: Some("integer".into()),
+            right: Some("integer".into()),
+            function: "s.eq".into(),
+            commutator: Some("OPERATOR(s.===)".into()),
+            negator: None,
+            restrict: Some("eqsel".into()),
+            join: None,
+            hashes: false,
+            merges: false,
+            owner: "postgres".into(),
+            comment: Some("eq".into()),
+            signature: "s.===(integer, integer)".into(),
+        };
+        let s = operator(&o, &roles());
+        assert_eq!(
+            s.create,
+            vec!["CREATE OPERATOR \"s\".=== (FUNCTION = s.eq, LEFTARG = integer, RIGHTARG = integer, COMMUTATOR = OPERATOR(s.===), RESTRICT = eqsel)"]
+        );
+        assert!(s
+            .after
+            .contains(&"COMMENT ON OPERATOR s.===(integer, integer) IS 'eq'".to_string()));
+        let c = TsConfigObj {
+            oid: 2,
+            schema: "s".into(),
+            name: "cfg".into(),
+            parser: "pg_catalog.\"default\"".into(),
+            mappings: vec![TsMapping {
+                token: "asciiword".into(),
+                dicts: vec!["s.mydict".into(), "simple".into()],
+            }],
+            owner: "postgres".into(),
+            comment: None,
+        };
+        let s = ts_configuration(&c, &roles());
+        assert_eq!(s.create[1], "ALTER TEXT SEARCH CONFIGURATION \"s\".\"cfg\" ADD MAPPING FOR \"asciiword\" WITH s.mydict, simple");
+        let cs = cast(&CastObj {
+            oid: 3,
+            source: "s.t".into(),
+            target: "text".into(),
+            method: "f".into(),
+            function: Some("s.t_to_text(s.t)".into()),
+            context: "a".into(),
+            comment: None,
+        });
+        assert_eq!(
+            cs.create,
+            vec!["CREATE CAST (s.t AS text) WITH FUNCTION s.t_to_text(s.t) AS ASSIGNMENT"]
+        );
+    }
+}

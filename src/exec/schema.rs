@@ -97,6 +97,11 @@ struct Inventory {
     edges: Vec<Edge>,
     aliases: HashMap<String, String>,
     not_cloned: Vec<String>,
+    operators: Vec<OperObj>,
+    ts_dicts: Vec<TsDictObj>,
+    ts_configs: Vec<TsConfigObj>,
+    casts: Vec<CastObj>,
+    event_triggers: Vec<EventTriggerObj>,
 }
 
 fn load_inventory(
@@ -123,6 +128,11 @@ fn load_inventory(
         edges: Vec::new(),
         aliases: HashMap::new(),
         not_cloned: Vec::new(),
+        operators: Vec::new(),
+        ts_dicts: Vec::new(),
+        ts_configs: Vec::new(),
+        casts: Vec::new(),
+        event_triggers: Vec::new(),
     };
     if what == What::Functions {
         return Ok(inv);
@@ -196,6 +206,13 @@ fn load_inventory(
         inv.large_objects = fetch(src, &q::large_objects_sql(), &[])?;
     }
     inv.not_cloned = src.query_one(&q::not_cloned_sql(), &[&names, &all])?.get(0);
+    inv.operators = fetch(src, &q::operators_sql(), &[&names])?;
+    inv.ts_dicts = fetch(src, &q::ts_dicts_sql(), &[&names])?;
+    inv.ts_configs = fetch(src, &q::ts_configs_sql(), &[&names])?;
+    inv.casts = fetch(src, &q::casts_sql(), &[&names, &all])?;
+    if all {
+        inv.event_triggers = fetch(src, &q::event_triggers_sql(), &[])?;
+    }
     inv.edges = fetch(src, &q::edges_sql(), &[])?;
     let members: Vec<Edge> = fetch(src, &q::extension_members_sql(), &[])?;
     for m in members {
@@ -450,6 +467,38 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
             render::proc_(p, &roles),
         );
     }
+    for d in &inv.ts_dicts {
+        add(
+            format!("tsdict:{}", d.oid),
+            4,
+            d.name.clone(),
+            render::ts_dictionary(d, &roles),
+        );
+    }
+    for c in &inv.ts_configs {
+        add(
+            format!("tscfg:{}", c.oid),
+            4,
+            c.name.clone(),
+            render::ts_configuration(c, &roles),
+        );
+    }
+    for o in &inv.operators {
+        add(
+            format!("oper:{}", o.oid),
+            6,
+            o.name.clone(),
+            render::operator(o, &roles),
+        );
+    }
+    for c in &inv.casts {
+        add(
+            format!("cast:{}", c.oid),
+            6,
+            format!("{} AS {}", c.source, c.target),
+            render::cast(c),
+        );
+    }
     let cloned_tables: HashSet<(String, String)> = inv
         .tables
         .iter()
@@ -672,6 +721,15 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         for sql in render::default_acl(d, &roles, &mut missing) {
             target::run(&sql);
         }
+    }
+    // Event triggers come last: they fire on DDL, and must not fire on the clone's own.
+    for e in &inv.event_triggers {
+        let s = render::event_trigger(e, &roles);
+        s.create
+            .iter()
+            .chain(s.after.iter())
+            .for_each(|q| target::run(q));
+        missing.extend(s.missing_roles);
     }
     src.batch("COMMIT")?;
 
