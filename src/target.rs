@@ -167,13 +167,17 @@ pub fn relation(schema: &str, name: &str) -> Option<(pg_sys::Oid, String)> {
 }
 
 pub fn relation_names(schema: &str) -> HashSet<String> {
+    name_set(
+        "SELECT c.relname::text FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
+        schema,
+    )
+}
+
+/// The first column of a one-parameter query, as a set of names.
+fn name_set(sql: &str, arg: &str) -> HashSet<String> {
     Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT c.relname::text FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
-            None,
-            &[schema.into()],
-        )?;
+        let rows = c.select(sql, None, &[arg.into()])?;
         let mut out = HashSet::new();
         for row in rows {
             if let Some(n) = row.get::<String>(1)? {
@@ -251,24 +255,13 @@ pub fn can_own(role: &str) -> bool {
 
 /// Type and routine names in a schema (for the schema-level conflict check).
 pub fn type_and_routine_names(schema: &str) -> HashSet<String> {
-    Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT t.typname::text FROM pg_catalog.pg_type t \
-               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 \
-             UNION SELECT p.proname::text FROM pg_catalog.pg_proc p \
-               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1",
-            None,
-            &[schema.into()],
-        )?;
-        let mut out = HashSet::new();
-        for row in rows {
-            if let Some(n) = row.get::<String>(1)? {
-                out.insert(n);
-            }
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_default()
+    name_set(
+        "SELECT t.typname::text FROM pg_catalog.pg_type t \
+           JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 \
+         UNION SELECT p.proname::text FROM pg_catalog.pg_proc p \
+           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1",
+        schema,
+    )
 }
 
 /// Write a piece of a large object.

@@ -229,12 +229,7 @@ pub struct Edge {
 }
 
 fn acl(col: &str) -> String {
-    format!(
-        "(SELECT coalesce(json_agg(json_build_object(\
-            'grantee', CASE WHEN x.grantee = 0 THEN NULL ELSE pg_get_userbyid(x.grantee) END, \
-            'privilege', x.privilege_type, 'grantable', x.is_grantable) ORDER BY x.ord), '[]') \
-          FROM aclexplode({col}) WITH ORDINALITY AS x(grantor, grantee, privilege_type, is_grantable, ord))"
-    )
+    super::table::acl_json(col)
 }
 
 /// Not a member of an extension (those come with CREATE EXTENSION).
@@ -528,13 +523,15 @@ fn node_key(cls: &str, oid: &str) -> String {
 }
 
 /// Dependencies between objects of the source database that matter for the
-/// order of creation. Column defaults, keys and foreign keys are left out:
+/// order of creation. Only user objects (OID 16384 and up) can be nodes, so
+/// the rows of the system's own objects are not even looked at. Column defaults, keys and foreign keys are left out:
 /// they are created after every object exists.
 pub fn edges_sql() -> String {
     format!(
         "SELECT coalesce(json_agg(json_build_object('from', s.f, 'to', s.t)), '[]')::text FROM ( \
            SELECT DISTINCT {from} AS f, {to} AS t FROM pg_depend d \
-           WHERE d.deptype IN ('n', 'a') AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, \
+           WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384 \
+             AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, \
                  'pg_proc'::regclass, 'pg_rewrite'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass, \
                  'pg_collation'::regclass, 'pg_extension'::regclass, 'pg_operator'::regclass, \
                  'pg_ts_config'::regclass, 'pg_ts_dict'::regclass, 'pg_cast'::regclass) \
@@ -553,7 +550,7 @@ pub fn extension_members_sql() -> String {
     format!(
         "SELECT coalesce(json_agg(json_build_object('from', s.k, 'to', 'ext:' || s.x)), '[]')::text FROM ( \
            SELECT DISTINCT {key} AS k, e.refobjid AS x FROM pg_depend e \
-           WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass \
+           WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass AND e.objid >= 16384 \
              AND e.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_collation'::regclass, \
                                'pg_operator'::regclass, 'pg_ts_config'::regclass, 'pg_ts_dict'::regclass) \
          ) s WHERE s.k IS NOT NULL",

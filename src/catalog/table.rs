@@ -7,7 +7,7 @@ use crate::sqltext::qualified;
 use serde::de::DeserializeOwned;
 
 /// JSON array of an ACL column, in the ACL's own order.
-fn acl_json(col: &str) -> String {
+pub(crate) fn acl_json(col: &str) -> String {
     format!(
         "(SELECT coalesce(json_agg(json_build_object(\
             'grantee', CASE WHEN x.grantee = 0 THEN NULL ELSE pg_get_userbyid(x.grantee) END, \
@@ -261,15 +261,19 @@ pub fn load_with(
     def.policies = fetch_json::<Vec<Policy>>(conn, &policies_sql(), def.oid)?;
     def.sequences = fetch_json::<Vec<OwnedSequence>>(conn, &sequences_sql(), def.oid)?;
     for s in &mut def.sequences {
-        let row = conn.query_one(
-            &format!(
-                "SELECT last_value, is_called FROM {}",
-                qualified(&s.schema, &s.name)
-            ),
-            &[],
-        )?;
-        s.last_value = row.get(0);
-        s.is_called = row.get(1);
+        (s.last_value, s.is_called) = sequence_position(conn, &s.schema, &s.name)?;
     }
     Ok(def)
+}
+
+/// A sequence's last_value and is_called, as setval wants them.
+pub fn sequence_position(conn: &SourceConn, schema: &str, name: &str) -> Result<(i64, bool)> {
+    let row = conn.query_one(
+        &format!(
+            "SELECT last_value, is_called FROM {}",
+            qualified(schema, name)
+        ),
+        &[],
+    )?;
+    Ok((row.get(0), row.get(1)))
 }

@@ -101,6 +101,17 @@ pub fn acl_statements(
     out
 }
 
+/// The ALTER TABLE words that give a trigger or rule its firing state
+/// (`what` is TRIGGER or RULE); None for the default (fires on origin).
+pub fn enable_state(code: &str, what: &str) -> Option<String> {
+    match code {
+        "D" => Some(format!("DISABLE {what}")),
+        "R" => Some(format!("ENABLE REPLICA {what}")),
+        "A" => Some(format!("ENABLE ALWAYS {what}")),
+        _ => None,
+    }
+}
+
 pub fn comment(object: &str, text: &Option<String>) -> Option<String> {
     text.as_ref()
         .map(|t| format!("COMMENT ON {object} IS {}", quote_literal(t)))

@@ -1,6 +1,6 @@
 //! DDL for everything in a schema besides tables. Pure.
 
-use super::{acl_statements, comment};
+use super::{acl_statements, comment, enable_state};
 use crate::catalog::objects::*;
 use crate::catalog::AclEntry;
 use crate::sqltext::{qualified, quote_ident, quote_literal};
@@ -404,15 +404,9 @@ pub fn view(v: &ViewObj, roles: &Roles) -> ObjScript {
 
 pub fn rule(r: &RuleObj) -> Vec<String> {
     let mut out = vec![r.def.trim().trim_end_matches(';').to_string()];
-    let state = match r.enabled.as_str() {
-        "D" => Some("DISABLE RULE"),
-        "R" => Some("ENABLE REPLICA RULE"),
-        "A" => Some("ENABLE ALWAYS RULE"),
-        _ => None,
-    };
-    if let Some(s) = state {
+    if let Some(state) = enable_state(&r.enabled, "RULE") {
         out.push(format!(
-            "ALTER TABLE {} {s} {}",
+            "ALTER TABLE {} {state} {}",
             r.table,
             quote_ident(&r.name)
         ));

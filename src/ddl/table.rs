@@ -3,7 +3,7 @@
 //! correct after it (keys, indexes, foreign keys, triggers, policies, grants,
 //! sequence positions).
 
-use super::{acl_statements, comment, renamed, truncate_name};
+use super::{acl_statements, comment, enable_state, renamed, truncate_name};
 use crate::catalog::{Column, OwnedSequence, TableDef};
 use crate::sqltext::{qualified, quote_ident, quote_literal, replace_name_after};
 use std::cell::RefCell;
@@ -425,14 +425,8 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
                 continue;
             };
             rest.push(sql);
-            let state = match t.enabled.as_str() {
-                "D" => Some("DISABLE TRIGGER"),
-                "R" => Some("ENABLE REPLICA TRIGGER"),
-                "A" => Some("ENABLE ALWAYS TRIGGER"),
-                _ => None,
-            };
-            if let Some(s) = state {
-                rest.push(format!("ALTER TABLE {tq} {s} {}", quote_ident(&t.name)));
+            if let Some(state) = enable_state(&t.enabled, "TRIGGER") {
+                rest.push(format!("ALTER TABLE {tq} {state} {}", quote_ident(&t.name)));
             }
             trigger_done.push(&t.name);
             out.counts.triggers += 1;

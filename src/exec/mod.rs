@@ -4,6 +4,34 @@ pub mod create_db;
 pub mod schema;
 pub mod table;
 
+use crate::conn::SourceConn;
+use crate::copy::{copy_into, CopySource};
+use crate::error::{CloneError, Result};
+use crate::sqltext::qualified;
+use crate::target;
+
+/// Stream the rows `from` describes into the local table `schema.name` (made
+/// already) and return (rows, bytes). With `user_filter`, an error the source
+/// raises is blamed on the caller's `where` filter.
+pub fn copy_table(
+    src: &SourceConn,
+    from: &CopySource,
+    schema: &str,
+    name: &str,
+    encoding: &str,
+    user_filter: bool,
+) -> Result<(u64, u64)> {
+    let (relid, _) = target::relation(schema, name).ok_or_else(|| {
+        CloneError::Internal(format!(
+            "{} vanished after it was created",
+            qualified(schema, name)
+        ))
+    })?;
+    let mut reader = src.copy_out(&from.sql(), user_filter, encoding)?;
+    let rows = copy_into(relid, &from.columns, from.binary, encoding, &mut reader)?;
+    Ok((rows, reader.bytes))
+}
+
 /// "1.5 MB", for summaries.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];

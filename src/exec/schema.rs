@@ -1,11 +1,11 @@
 //! `schema()`, `database()` and `functions()`: every object of a set of
 //! schemas, created in dependency order, then the data, then post-data.
 
-use super::human_bytes;
+use super::{copy_table, human_bytes};
 use crate::catalog::objects::{self as q, *};
 use crate::catalog::{self, TableDef};
 use crate::conn::{session_setup_sql, SourceConn};
-use crate::copy::{copy_into, CopySource};
+use crate::copy::CopySource;
 use crate::ddl::objects::{self as render, ObjScript, Roles};
 use crate::ddl::table::{render as render_table, RenderCtx, TableScript};
 use crate::error::{CloneError, Result};
@@ -180,15 +180,7 @@ fn load_inventory(
     inv.types = fetch(src, &q::types_sql(), &[&names])?;
     inv.sequences = fetch(src, &q::sequences_sql(), &[&names])?;
     for s in &mut inv.sequences {
-        let row = src.query_one(
-            &format!(
-                "SELECT last_value, is_called FROM {}",
-                qualified(&s.schema, &s.name)
-            ),
-            &[],
-        )?;
-        s.last_value = row.get(0);
-        s.is_called = row.get(1);
+        (s.last_value, s.is_called) = catalog::table::sequence_position(src, &s.schema, &s.name)?;
     }
     inv.views = fetch(src, &q::views_sql(), &[&names])?;
     for v in inv.views.iter().filter(|v| v.kind == "m") {
@@ -558,6 +550,11 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         ))
     })?;
 
+    let mut phases = Phases {
+        last: Some(started),
+        spent: Vec::new(),
+    };
+    phases.mark("catalog");
     // ---- pre-data, in dependency order ----
     for key in &ordered {
         for sql in &scripts[key].create {
@@ -570,6 +567,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         }
     }
 
+    phases.mark("schema");
     // ---- data ----
     let (mut rows, mut bytes) = (0u64, 0u64);
     let same_major = src.server_version_num / 10000 == target::server_version_num() / 10000;
@@ -600,21 +598,9 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
                         .filter(|c| c.generated.is_none())
                         .all(|c| c.binary_ok),
             };
-            let (relid, _) = target::relation(&t.schema, &t.name).ok_or_else(|| {
-                CloneError::Internal(format!(
-                    "{} vanished after it was created",
-                    qualified(&t.schema, &t.name)
-                ))
-            })?;
-            let mut reader = src.copy_out(&copy_src.sql(), false, &encoding)?;
-            rows += copy_into(
-                relid,
-                &script.copy_columns,
-                copy_src.binary,
-                &encoding,
-                &mut reader,
-            )?;
-            bytes += reader.bytes;
+            let (r, b) = copy_table(&src, &copy_src, &t.schema, &t.name, &encoding, false)?;
+            rows += r;
+            bytes += b;
         }
         for lo in &inv.large_objects {
             bytes += copy_large_object(&src, lo.oid)?;
@@ -625,6 +611,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         }
     }
 
+    phases.mark("copy");
     // ---- post-data ----
     for (_, s) in &table_scripts {
         s.keys.iter().for_each(|q| target::run(q));
@@ -637,9 +624,11 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
     for (_, s) in &table_scripts {
         s.attach.iter().for_each(|q| target::run(q));
     }
+    phases.mark("indexes");
     for (_, s) in &table_scripts {
         s.fks.iter().for_each(|q| target::run(q));
     }
+    phases.mark("constraints");
     for (_, s) in &table_scripts {
         s.rest.iter().for_each(|q| target::run(q));
     }
@@ -732,6 +721,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         missing.extend(s.missing_roles);
     }
     src.batch("COMMIT")?;
+    phases.mark("post-data");
 
     for (_, s) in &table_scripts {
         notices.extend(s.notices.iter().cloned());
@@ -796,15 +786,40 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     Ok(format!(
-        "{what} cloned: {}; {rows} rows, {}; {:.2} s",
+        "{what} cloned: {}; {rows} rows, {}; {:.2} s ({})",
         if list.is_empty() {
             "nothing to clone".to_string()
         } else {
             list.join(", ")
         },
         human_bytes(bytes),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        phases.summary()
     ))
+}
+
+/// Wall time per phase of a clone, for the summary.
+struct Phases {
+    last: Option<Instant>,
+    spent: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        if let Some(prev) = self.last {
+            self.spent.push((phase, (now - prev).as_secs_f64()));
+        }
+        self.last = Some(now);
+    }
+
+    fn summary(&self) -> String {
+        self.spent
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn copy_extension_config(src: &SourceConn, c: &ExtConfig, encoding: &str) -> Result<(u64, u64)> {
@@ -834,12 +849,10 @@ fn copy_extension_config(src: &SourceConn, c: &ExtConfig, encoding: &str) -> Res
         filter: filter.filter(|f| !f.is_empty()),
         binary: false,
     };
-    let Some((relid, _)) = target::relation(&c.schema, &c.table) else {
+    if target::relation(&c.schema, &c.table).is_none() {
         return Ok((0, 0));
-    };
-    let mut reader = src.copy_out(&copy_src.sql(), false, encoding)?;
-    let n = copy_into(relid, &cols, false, encoding, &mut reader)?;
-    Ok((n, reader.bytes))
+    }
+    copy_table(src, &copy_src, &c.schema, &c.table, encoding, false)
 }
 
 /// One large object, in 1 MB pieces so memory stays bounded.

@@ -1,9 +1,9 @@
 //! `pgclone.table()`: one table, in the caller's transaction.
 
-use super::human_bytes;
+use super::{copy_table, human_bytes};
 use crate::catalog;
 use crate::conn::{session_setup_sql, SourceConn};
-use crate::copy::{copy_into, CopySource};
+use crate::copy::CopySource;
 use crate::ddl::renamed;
 use crate::ddl::table::{render, RenderCtx};
 use crate::error::{CloneError, Result};
@@ -158,17 +158,14 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
     }
     let (mut rows, mut bytes) = (0u64, 0u64);
     if req.include_data {
-        let (relid, _) = target::relation(req.schema, target_name)
-            .ok_or_else(|| CloneError::Internal(format!("{tq} vanished after it was created")))?;
-        let mut reader = src.copy_out(&copy_src.sql(), copy_src.filter.is_some(), &encoding)?;
-        rows = copy_into(
-            relid,
-            &script.copy_columns,
-            copy_src.binary,
+        (rows, bytes) = copy_table(
+            &src,
+            &copy_src,
+            req.schema,
+            target_name,
             &encoding,
-            &mut reader,
+            copy_src.filter.is_some(),
         )?;
-        bytes = reader.bytes;
     }
     for sql in &script.post_data() {
         target::run(sql);

@@ -117,6 +117,31 @@ impl Env {
     }
 
     /// The names of every relation in a database outside the system schemas.
+    /// `pg_dump --schema-only` with extra arguments, normalised.
+    pub fn pg_dump(&self, port: u16, db: &str, args: &[&str]) -> String {
+        let out = Command::new(format!("{}/pg_dump", self.pgbin))
+            .args([
+                "-h",
+                &self.sock,
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "--schema-only",
+            ])
+            .args(args)
+            .output()
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        normalise(&String::from_utf8_lossy(&out.stdout))
+    }
+
     pub fn relations(&self, port: u16, db: &str) -> Vec<String> {
         let mut c = self.client(port, db);
         c.query(
