@@ -171,6 +171,9 @@ pub struct TableDef {
     /// Inheritance parents (qualified), in order.
     #[serde(default)]
     pub inherits_from: Vec<String>,
+    /// The composite type of a typed table (`CREATE TABLE t OF type`).
+    #[serde(default)]
+    pub of_type: Option<String>,
     #[serde(default)]
     pub columns: Vec<Column>,
     #[serde(default)]
@@ -325,6 +328,7 @@ pub(crate) mod fixture {
             partition_of: None,
             partition_bound: None,
             inherits_from: vec![],
+            of_type: None,
             columns: vec![column(1, "id", "bigint"), column(2, "note", "text")],
             constraints: vec![],
             indexes: vec![],

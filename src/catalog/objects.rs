@@ -580,6 +580,10 @@ pub fn not_cloned_sql() -> String {
              FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace WHERE n.nspname = ANY($1) AND {opc} \
            UNION ALL SELECT 'operator family ' || quote_ident(n.nspname) || '.' || quote_ident(f.opfname) \
              FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace WHERE n.nspname = ANY($1) AND {opf} \
+           UNION ALL SELECT 'text search parser ' || quote_ident(n.nspname) || '.' || quote_ident(p.prsname) \
+             FROM pg_ts_parser p JOIN pg_namespace n ON n.oid = p.prsnamespace WHERE n.nspname = ANY($1) AND {prs} \
+           UNION ALL SELECT 'text search template ' || quote_ident(n.nspname) || '.' || quote_ident(t.tmplname) \
+             FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace WHERE n.nspname = ANY($1) AND {tmpl} \
            UNION ALL SELECT 'conversion ' || quote_ident(n.nspname) || '.' || quote_ident(c.conname) FROM pg_conversion c \
              JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = ANY($1) AND {conv} \
            UNION ALL SELECT 'publication ' || quote_ident(p.pubname) FROM pg_publication p WHERE $2 \
@@ -588,6 +592,8 @@ pub fn not_cloned_sql() -> String {
         opc = member("pg_opclass", "c.oid"),
         opf = member("pg_opfamily", "f.oid"),
         conv = member("pg_conversion", "c.oid"),
+        prs = member("pg_ts_parser", "p.oid"),
+        tmpl = member("pg_ts_template", "t.oid"),
         srv = member("pg_foreign_server", "s.oid"),
     )
 }

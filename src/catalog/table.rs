@@ -49,7 +49,8 @@ pub fn table_sql() -> String {
             'inherits_from', ARRAY(SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
                 FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
                 JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
-                WHERE i.inhrelid = c.oid AND NOT c.relispartition ORDER BY i.inhseqno))::text \
+                WHERE i.inhrelid = c.oid AND NOT c.relispartition ORDER BY i.inhseqno), \
+            'of_type', CASE WHEN c.reloftype <> 0 THEN format_type(c.reloftype, NULL) END)::text \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid \
          LEFT JOIN pg_am am ON am.oid = c.relam \

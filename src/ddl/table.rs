@@ -217,10 +217,27 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     } else {
         ""
     };
-    let mut create = format!(
-        "CREATE {unlogged}TABLE {tq} (\n    {}\n)",
-        items.join(",\n    ")
-    );
+    let mut create = match &def.of_type {
+        // A typed table takes its columns from the type; only its
+        // constraints are listed, and NOT NULL is set column by column below.
+        Some(ty) => {
+            let checks: Vec<&str> = items
+                .iter()
+                .filter(|i| i.starts_with("CONSTRAINT "))
+                .map(|i| i.as_str())
+                .collect();
+            let list = if checks.is_empty() {
+                String::new()
+            } else {
+                format!(" (\n    {}\n)", checks.join(",\n    "))
+            };
+            format!("CREATE {unlogged}TABLE {tq} OF {ty}{list}")
+        }
+        None => format!(
+            "CREATE {unlogged}TABLE {tq} (\n    {}\n)",
+            items.join(",\n    ")
+        ),
+    };
     if !inherits.is_empty() {
         create.push_str(&format!(" INHERITS ({})", inherits.join(", ")));
     }
@@ -252,6 +269,17 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
             "ALTER TABLE ONLY {tq} ALTER COLUMN {}",
             quote_ident(&c.name)
         );
+        if def.of_type.is_some() && c.not_null {
+            out.pre_data.push(format!("{col} SET NOT NULL"));
+        }
+        if def.of_type.is_some() && ctx.standalone && c.generated.is_none() {
+            if let Some(d) = &c.default {
+                out.pre_data.push(format!(
+                    "{col} SET DEFAULT {}",
+                    rewrite(d, &default_rewrites)
+                ));
+            }
+        }
         if let Some(w) = c.storage.as_deref().and_then(storage_word) {
             out.pre_data.push(format!("{col} SET STORAGE {w}"));
         }
@@ -1000,6 +1028,22 @@ mod unit {
             .iter()
             .any(|p| p.contains("FROM \"postgres\"")));
         assert!(s.notices.iter().any(|n| n.contains("owner")));
+    }
+
+    #[test]
+    fn typed_table() {
+        let mut t = table("public", "t");
+        t.of_type = Some("public.pair".into());
+        t.columns[0].not_null = true;
+        let exists = |_: &str| true;
+        let s = render(&t, &ctx("t", &exists));
+        assert_eq!(
+            s.pre_data[0],
+            "CREATE TABLE \"public\".\"t\" OF public.pair"
+        );
+        assert!(s.pre_data.contains(
+            &"ALTER TABLE ONLY \"public\".\"t\" ALTER COLUMN \"id\" SET NOT NULL".to_string()
+        ));
     }
 
     #[test]

@@ -88,6 +88,8 @@ struct Inventory {
     sequences: Vec<SeqObj>,
     views: Vec<ViewObj>,
     matview_indexes: Vec<(String, Vec<catalog::Index>)>,
+    /// INSTEAD OF and other triggers on views.
+    view_triggers: Vec<(String, Vec<catalog::Trigger>)>,
     rules: Vec<RuleObj>,
     stats: Vec<StatObj>,
     collations: Vec<CollObj>,
@@ -119,6 +121,7 @@ fn load_inventory(
         sequences: Vec::new(),
         views: Vec::new(),
         matview_indexes: Vec::new(),
+        view_triggers: Vec::new(),
         rules: Vec::new(),
         stats: Vec::new(),
         collations: Vec::new(),
@@ -188,6 +191,13 @@ fn load_inventory(
             fetch(src, &catalog::table::indexes_sql(), &[&(v.oid as u32)])?;
         inv.matview_indexes
             .push((qualified(&v.schema, &v.name), idx));
+    }
+    for v in &inv.views {
+        let trg: Vec<catalog::Trigger> =
+            fetch(src, &catalog::table::triggers_sql(), &[&(v.oid as u32)])?;
+        if !trg.is_empty() {
+            inv.view_triggers.push((qualified(&v.schema, &v.name), trg));
+        }
     }
     inv.rules = fetch(src, &q::rules_sql(), &[&names])?;
     inv.stats = fetch(src, &q::stats_sql(), &[&names])?;
@@ -635,6 +645,23 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
     if opts.triggers || req.what != What::Functions {
         for r in &inv.rules {
             render::rule(r).iter().for_each(|q| target::run(q));
+        }
+    }
+    if opts.triggers {
+        for (view, triggers) in &inv.view_triggers {
+            for t in triggers {
+                target::run(&t.def);
+                if let Some(state) = crate::ddl::enable_state(&t.enabled, "TRIGGER") {
+                    target::run(&format!(
+                        "ALTER TABLE {view} {state} {}",
+                        quote_ident(&t.name)
+                    ));
+                }
+                let what = format!("TRIGGER {} ON {view}", quote_ident(&t.name));
+                if let Some(c) = crate::ddl::comment(&what, &t.comment) {
+                    target::run(&c);
+                }
+            }
         }
     }
     let mut stat_scripts = Vec::new();
