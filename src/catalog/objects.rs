@@ -570,7 +570,7 @@ pub fn fetch<T: DeserializeOwned>(
 }
 
 /// Objects of kinds pgclone does not create yet (operator classes and
-/// families, conversions, publications, foreign servers), as "kind: name" lines, so a
+/// families, conversions, text search parsers and templates, foreign servers), as "kind: name" lines, so a
 /// clone can say what it left out instead of leaving it out silently.
 pub fn not_cloned_sql() -> String {
     let member = |cat: &str, oid: &str| not_member(cat, oid);
@@ -586,7 +586,7 @@ pub fn not_cloned_sql() -> String {
              FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace WHERE n.nspname = ANY($1) AND {tmpl} \
            UNION ALL SELECT 'conversion ' || quote_ident(n.nspname) || '.' || quote_ident(c.conname) FROM pg_conversion c \
              JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = ANY($1) AND {conv} \
-           UNION ALL SELECT 'publication ' || quote_ident(p.pubname) FROM pg_publication p WHERE $2 \
+            \
            UNION ALL SELECT 'foreign server ' || quote_ident(s.srvname) FROM pg_foreign_server s WHERE $2 AND {srv} \
            ORDER BY 1)",
         opc = member("pg_opclass", "c.oid"),
@@ -765,5 +765,55 @@ pub fn event_triggers_sql() -> String {
          ) ORDER BY e.evtname), '[]')::text \
          FROM pg_event_trigger e WHERE {member}",
         member = not_member("pg_event_trigger", "e.oid"),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PubTable {
+    pub table: String,
+    pub columns: Option<Vec<String>>,
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PublicationObj {
+    pub name: String,
+    pub all_tables: bool,
+    pub publish: Vec<String>,
+    pub via_root: bool,
+    pub tables: Vec<PubTable>,
+    pub schemas: Vec<String>,
+    pub owner: String,
+    pub comment: Option<String>,
+}
+
+/// Publications (database clones). Row filters, column lists and
+/// TABLES IN SCHEMA exist from PostgreSQL 15 on.
+pub fn publications_sql(version: i32) -> String {
+    let (cols, filter, schemas) = if version >= 150000 {
+        (
+            "CASE WHEN r.prattrs IS NOT NULL THEN ARRAY(SELECT a.attname::text FROM unnest(r.prattrs::int2[]) WITH ORDINALITY k(n, o) \
+               JOIN pg_attribute a ON a.attrelid = r.prrelid AND a.attnum = k.n ORDER BY k.o) END",
+            "pg_get_expr(r.prqual, r.prrelid)",
+            "ARRAY(SELECT quote_ident(n.nspname) FROM pg_publication_namespace pn \
+               JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid ORDER BY 1)",
+        )
+    } else {
+        ("NULL::text[]", "NULL::text", "'{}'::text[]")
+    };
+    format!(
+        "SELECT coalesce(json_agg(json_build_object(\
+            'name', p.pubname, 'all_tables', p.puballtables, \
+            'publish', ARRAY(SELECT x FROM (VALUES (1, CASE WHEN p.pubinsert THEN 'insert' END), \
+                (2, CASE WHEN p.pubupdate THEN 'update' END), (3, CASE WHEN p.pubdelete THEN 'delete' END), \
+                (4, CASE WHEN p.pubtruncate THEN 'truncate' END)) v(o, x) WHERE x IS NOT NULL ORDER BY o), \
+            'via_root', p.pubviaroot, \
+            'tables', ARRAY(SELECT json_build_object('table', quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
+                    'columns', {cols}, 'filter', {filter}) \
+                FROM pg_publication_rel r JOIN pg_class c ON c.oid = r.prrelid \
+                JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.prpubid = p.oid ORDER BY n.nspname, c.relname), \
+            'schemas', {schemas}, \
+            'owner', pg_get_userbyid(p.pubowner), 'comment', obj_description(p.oid, 'pg_publication') \
+         ) ORDER BY p.pubname), '[]')::text FROM pg_publication p"
     )
 }

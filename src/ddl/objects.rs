@@ -924,3 +924,47 @@ mod more {
         );
     }
 }
+
+/// A publication, created after every table exists, as pg_dump does: the
+/// publication first, then its tables and schemas one by one.
+pub fn publication(p: &PublicationObj, roles: &Roles) -> ObjScript {
+    let q = quote_ident(&p.name);
+    let mut out = ObjScript::default();
+    let all = if p.all_tables { " FOR ALL TABLES" } else { "" };
+    out.create.push(format!(
+        "CREATE PUBLICATION {q}{all} WITH (publish = {}, publish_via_partition_root = {})",
+        quote_literal(&p.publish.join(", ")),
+        p.via_root
+    ));
+    for t in &p.tables {
+        let cols = t
+            .columns
+            .as_ref()
+            .map(|c| {
+                format!(
+                    " ({})",
+                    c.iter()
+                        .map(|x| quote_ident(x))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .unwrap_or_default();
+        let filter = t
+            .filter
+            .as_ref()
+            .map(|f| format!(" WHERE ({f})"))
+            .unwrap_or_default();
+        out.create.push(format!(
+            "ALTER PUBLICATION {q} ADD TABLE ONLY {}{cols}{filter}",
+            t.table
+        ));
+    }
+    for s in &p.schemas {
+        out.create
+            .push(format!("ALTER PUBLICATION {q} ADD TABLES IN SCHEMA {s}"));
+    }
+    let obj = format!("PUBLICATION {q}");
+    out.finish(&obj, "", &obj, &p.owner, &[], true, &p.comment, roles);
+    out
+}

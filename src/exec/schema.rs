@@ -104,6 +104,7 @@ struct Inventory {
     ts_configs: Vec<TsConfigObj>,
     casts: Vec<CastObj>,
     event_triggers: Vec<EventTriggerObj>,
+    publications: Vec<PublicationObj>,
 }
 
 fn load_inventory(
@@ -136,6 +137,7 @@ fn load_inventory(
         ts_configs: Vec::new(),
         casts: Vec::new(),
         event_triggers: Vec::new(),
+        publications: Vec::new(),
     };
     if what == What::Functions {
         return Ok(inv);
@@ -213,6 +215,7 @@ fn load_inventory(
     inv.ts_configs = fetch(src, &q::ts_configs_sql(), &[&names])?;
     inv.casts = fetch(src, &q::casts_sql(), &[&names, &all])?;
     if all {
+        inv.publications = fetch(src, &q::publications_sql(src.server_version_num), &[])?;
         inv.event_triggers = fetch(src, &q::event_triggers_sql(), &[])?;
     }
     inv.edges = fetch(src, &q::edges_sql(), &[])?;
@@ -737,6 +740,14 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         for sql in render::default_acl(d, &roles, &mut missing) {
             target::run(&sql);
         }
+    }
+    for p in &inv.publications {
+        let s = render::publication(p, &roles);
+        s.create
+            .iter()
+            .chain(s.after.iter())
+            .for_each(|q| target::run(q));
+        missing.extend(s.missing_roles);
     }
     // Event triggers come last: they fire on DDL, and must not fire on the clone's own.
     for e in &inv.event_triggers {
