@@ -80,18 +80,8 @@ pub fn acl_statements(
         }
     }
     for a in acl {
-        let grantee = match &a.grantee {
-            None => "PUBLIC".to_string(),
-            Some(r) if role_exists(r) => quote_ident(r),
-            Some(r) => {
-                missing.push(r.clone());
-                continue;
-            }
-        };
-        let opt = if a.grantable {
-            " WITH GRANT OPTION"
-        } else {
-            ""
+        let Some((grantee, opt)) = grantee(a, role_exists, missing) else {
+            continue;
         };
         out.push(format!(
             "GRANT {}{cols} ON {object} TO {grantee}{opt}",
@@ -110,6 +100,46 @@ pub fn enable_state(code: &str, what: &str) -> Option<String> {
         "A" => Some(format!("ENABLE ALWAYS {what}")),
         _ => None,
     }
+}
+
+/// The grantee of an ACL entry as SQL, and its WITH GRANT OPTION; None (and
+/// the role noted as missing) when the role does not exist here.
+pub fn grantee(
+    a: &AclEntry,
+    role_exists: &dyn Fn(&str) -> bool,
+    missing: &mut Vec<String>,
+) -> Option<(String, &'static str)> {
+    let who = match &a.grantee {
+        None => "PUBLIC".to_string(),
+        Some(r) if role_exists(r) => quote_ident(r),
+        Some(r) => {
+            missing.push(r.clone());
+            return None;
+        }
+    };
+    Some((
+        who,
+        if a.grantable {
+            " WITH GRANT OPTION"
+        } else {
+            ""
+        },
+    ))
+}
+
+/// START WITH ... [NO] CYCLE of a sequence.
+pub fn sequence_clause(
+    start: i64,
+    increment: i64,
+    min: i64,
+    max: i64,
+    cache: i64,
+    cycle: bool,
+) -> String {
+    format!(
+        "START WITH {start} INCREMENT BY {increment} MINVALUE {min} MAXVALUE {max} CACHE {cache}{}",
+        if cycle { " CYCLE" } else { " NO CYCLE" }
+    )
 }
 
 pub fn comment(object: &str, text: &Option<String>) -> Option<String> {

@@ -1,6 +1,6 @@
 //! DDL for everything in a schema besides tables. Pure.
 
-use super::{acl_statements, comment, enable_state};
+use super::{acl_statements, comment, enable_state, grantee, sequence_clause};
 use crate::catalog::objects::*;
 use crate::catalog::AclEntry;
 use crate::sqltext::{qualified, quote_ident, quote_literal};
@@ -307,14 +307,9 @@ pub fn sequence(s: &SeqObj, roles: &Roles) -> ObjScript {
         ""
     };
     out.create.push(format!(
-        "CREATE {unlogged}SEQUENCE {q} AS {} START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{}",
+        "CREATE {unlogged}SEQUENCE {q} AS {} {}",
         s.type_sql,
-        s.start,
-        s.increment,
-        s.min,
-        s.max,
-        s.cache,
-        if s.cycle { " CYCLE" } else { " NO CYCLE" }
+        sequence_clause(s.start, s.increment, s.min, s.max, s.cache, s.cycle)
     ));
     out.finish(
         &format!("SEQUENCE {q}"),
@@ -535,18 +530,8 @@ pub fn default_acl(d: &DefaultAcl, roles: &Roles, missing: &mut Vec<String>) -> 
         ));
     }
     for a in &d.acl {
-        let grantee = match &a.grantee {
-            None => "PUBLIC".to_string(),
-            Some(r) if (roles.exists)(r) => quote_ident(r),
-            Some(r) => {
-                missing.push(r.clone());
-                continue;
-            }
-        };
-        let opt = if a.grantable {
-            " WITH GRANT OPTION"
-        } else {
-            ""
+        let Some((grantee, opt)) = grantee(a, roles.exists, missing) else {
+            continue;
         };
         out.push(format!(
             "{head} GRANT {} ON {what} TO {grantee}{opt}",

@@ -95,15 +95,7 @@ fn reloption(opt: &str, prefix: &str) -> String {
 }
 
 fn sequence_options(s: &OwnedSequence) -> String {
-    format!(
-        "START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{}",
-        s.start,
-        s.increment,
-        s.min,
-        s.max,
-        s.cache,
-        if s.cycle { " CYCLE" } else { " NO CYCLE" }
-    )
+    super::sequence_clause(s.start, s.increment, s.min, s.max, s.cache, s.cycle)
 }
 
 pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
