@@ -401,3 +401,62 @@ fn kinds_not_cloned_are_reported() {
     assert!(line.contains("operator family s.fam"), "{line}");
     assert!(line.contains("conversion s.conv"), "{line}");
 }
+
+/// database_create() hands the conninfo to a session of its own on this
+/// server; that session's statement must not put the password in the server
+/// log, even when the log records every statement with its parameters.
+#[test]
+fn database_create_keeps_the_password_out_of_the_log() {
+    let env = env();
+    let secret = "NeverLogMe-7731";
+    {
+        let mut s = env.client(env.src_port, "postgres");
+        s.batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'it_logcheck') THEN \
+               CREATE ROLE it_logcheck LOGIN SUPERUSER; END IF; END $$; \
+             ALTER ROLE it_logcheck PASSWORD '{secret}';"
+        ))
+        .unwrap();
+    }
+    database_from(&env, env.src_port, "sc_logsrc", &[]);
+    env.client(env.src_port, "sc_logsrc")
+        .batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let mut c = env.client(env.tgt_port, "postgres");
+    c.batch_execute("DROP DATABASE IF EXISTS sc_logcopy WITH (FORCE)")
+        .unwrap();
+    let log_path = std::path::Path::new(&env.sock)
+        .parent()
+        .unwrap()
+        .join("tgt/server.log");
+    let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0) as usize;
+    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pgclone")
+        .unwrap();
+    // every statement of every new session of this role is logged with its parameters...
+    c.batch_execute("ALTER ROLE postgres SET log_min_duration_statement = 0")
+        .unwrap();
+    // ...except the test's own call, which is the caller's business
+    c.batch_execute("SET log_min_duration_statement = -1")
+        .unwrap();
+    let ci = format!(
+        "host=127.0.0.1 port={} dbname=sc_logsrc user=it_logcheck password={secret}",
+        env.src_port
+    );
+    let result = c.query_one("SELECT pgclone.database_create($1, 'sc_logcopy')", &[&ci]);
+    c.batch_execute("ALTER ROLE postgres RESET log_min_duration_statement")
+        .unwrap();
+    result.unwrap();
+    // only what the server wrote during this test
+    let whole = std::fs::read(&log_path).expect("target server log");
+    let log = String::from_utf8_lossy(&whole[log_start.min(whole.len())..]).into_owned();
+    assert!(
+        log.contains("sc_logcopy"),
+        "the log records the clone's sessions: {}",
+        log_path.display()
+    );
+    assert!(
+        !log.contains(secret),
+        "the password reached {}",
+        log_path.display()
+    );
+}

@@ -122,6 +122,41 @@ fn read_shape(src: &SourceConn) -> Result<DatabaseShape> {
     })
 }
 
+/// The conninfo travels to the new database as a statement parameter, and
+/// the server logs parameters of statements it logs. Switch that off for
+/// this session; a role not allowed to do so gets an error instead of a
+/// password in the log.
+fn keep_out_of_the_log(conn: &SourceConn) -> Result<()> {
+    for setting in [
+        "log_parameter_max_length = 0",
+        "log_parameter_max_length_on_error = 0",
+        "log_statement = 'none'",
+        "log_min_duration_statement = -1",
+        "log_min_duration_sample = -1",
+    ] {
+        // Each may be refused to a role that is not a superuser; what counts
+        // is the state afterwards.
+        let _ = conn.batch(&format!("SET {setting}"));
+    }
+    let would_log: bool = conn
+        .query_one(
+            "SELECT current_setting('log_parameter_max_length') <> '0' \
+               AND (current_setting('log_statement') = 'all' \
+                    OR current_setting('log_min_duration_statement') <> '-1' \
+                    OR current_setting('log_min_duration_sample') <> '-1')",
+            &[],
+        )?
+        .get(0);
+    if would_log {
+        return Err(CloneError::Permission(
+            "database_create would write the connection string into the server log; \
+             a superuser (or a role granted SET on log_parameter_max_length) must call it"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn create_and_clone(
     conninfo: &str,
     target_db: &str,
@@ -178,6 +213,7 @@ pub fn create_and_clone(
         lb.set("dbname", target_db);
         let inside = SourceConn::connect(&lb, "")?;
         inside.batch("CREATE EXTENSION IF NOT EXISTS pgclone")?;
+        keep_out_of_the_log(&inside)?;
         let row = inside.query_one(
             "SELECT pgclone.database($1, $2, $3)",
             &[&conninfo, &include_data, &options_text],
