@@ -307,8 +307,7 @@ fn database_create_matches_encoding_locale_and_settings() {
     let mut c = env.client(env.tgt_port, "postgres");
     c.batch_execute("DROP DATABASE IF EXISTS sc_latin_copy WITH (FORCE)")
         .unwrap();
-    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pgclone")
-        .unwrap();
+    ensure_extension(&env, "postgres");
     let s: String = c
         .query_one(
             "SELECT pgclone.database_create($1, 'sc_latin_copy')",
@@ -430,8 +429,7 @@ fn database_create_keeps_the_password_out_of_the_log() {
         .unwrap()
         .join("tgt/server.log");
     let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0) as usize;
-    c.batch_execute("CREATE EXTENSION IF NOT EXISTS pgclone")
-        .unwrap();
+    ensure_extension(&env, "postgres");
     // every statement of every new session of this role is logged with its parameters...
     c.batch_execute("ALTER ROLE postgres SET log_min_duration_statement = 0")
         .unwrap();

@@ -410,3 +410,12 @@ pub fn assert_same_text(a: &str, b: &str, what: &str) {
     let shown: Vec<&str> = text.lines().take(80).collect();
     panic!("{what} differs:\n{}", shown.join("\n"));
 }
+
+/// pgclone in an existing database that several tests share (the target's
+/// `postgres`): installed once, one test at a time.
+pub fn ensure_extension(env: &Env, db: &str) {
+    let _g = TARGET_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+    env.client(env.tgt_port, db)
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pgclone")
+        .expect("extension");
+}
