@@ -31,3 +31,27 @@ COMMENT ON FUNCTION pgclone.database_create(text, text, boolean) IS
     'database_create(conninfo, target_db, include_data DEFAULT true): create a database with the source''s encoding, locale, settings and comment (from template0), install pgclone there and clone the source database into it; dropped again if the clone fails. Needs a session of its own on this server through the local socket.';
 COMMENT ON FUNCTION pgclone.database_create(text, text, boolean, text) IS
     'database_create(conninfo, target_db, include_data, options): as database_create(), with the JSON options of database()';
+
+-- Live progress, one row per job (columns as pgclone 4.x).
+CREATE VIEW pgclone.jobs_view AS SELECT * FROM pgclone.progress_detail();
+REVOKE ALL ON pgclone.jobs_view FROM PUBLIC;
+GRANT SELECT ON pgclone.jobs_view TO pgclone_operator;
+
+COMMENT ON FUNCTION pgclone.table_async(text, text, text, boolean, text, text) IS
+    'table_async(conninfo, schema, table, include_data DEFAULT true, target_table DEFAULT NULL, options DEFAULT NULL): clone one table in a background job; returns the job id at once';
+COMMENT ON FUNCTION pgclone.schema_async(text, text, boolean, text) IS
+    'schema_async(conninfo, schema, include_data DEFAULT true, options DEFAULT NULL): clone a schema in a background job with "parallel" copy workers; returns the job id at once';
+COMMENT ON FUNCTION pgclone.database_async(text, boolean, text) IS
+    'database_async(conninfo, include_data DEFAULT true, options DEFAULT NULL): clone every user schema in a background job with "parallel" copy workers; returns the job id at once';
+COMMENT ON FUNCTION pgclone.progress(integer) IS
+    'progress(job_id): one job as JSON: status, phase, tables, rows, bytes, percent, bar, and per-phase and per-table times';
+COMMENT ON FUNCTION pgclone.jobs() IS
+    'jobs(): every job of this database as a JSON array';
+COMMENT ON FUNCTION pgclone.progress_detail() IS
+    'progress_detail(): the rows of pgclone.jobs_view';
+COMMENT ON FUNCTION pgclone.cancel(integer) IS
+    'cancel(job_id): stop a running job''s processes, mid-COPY; true when it was running. pgclone.resume() continues it';
+COMMENT ON FUNCTION pgclone.resume(integer) IS
+    'resume(job_id): continue a failed or cancelled job from its last completed table or range, as a new job; returns the new job id';
+COMMENT ON FUNCTION pgclone.clear_jobs() IS
+    'clear_jobs(): forget completed, failed and cancelled jobs; returns how many';

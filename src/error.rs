@@ -53,6 +53,10 @@ pub enum CloneError {
 
     #[error("{0}")]
     Internal(String),
+
+    /// A background job's failure, carried back to the caller that waited for it.
+    #[error("{message}")]
+    Job { sqlstate: String, message: String },
 }
 
 impl CloneError {
@@ -73,6 +77,7 @@ impl CloneError {
             CloneError::Permission(_) => "42501",
             CloneError::Cancelled => "57014",
             CloneError::Internal(_) => "XX000",
+            CloneError::Job { sqlstate, .. } => sqlstate.as_str(),
         }
     }
 
@@ -92,6 +97,10 @@ impl CloneError {
             },
             CloneError::InvalidFilter(m) => CloneError::InvalidFilter(clean(m)),
             CloneError::Internal(m) => CloneError::Internal(clean(m)),
+            CloneError::Job { sqlstate, message } => CloneError::Job {
+                sqlstate,
+                message: clean(message),
+            },
             other => other,
         }
     }
@@ -107,6 +116,13 @@ pub fn sqlstate_to_int(code: &str) -> i32 {
     six(b[0]) | (six(b[1]) << 6) | (six(b[2]) << 12) | (six(b[3]) << 18) | (six(b[4]) << 24)
 }
 
+/// The five characters of a packed SQLSTATE (PGUNSIXBIT).
+pub fn sqlstate_from_int(code: i32) -> String {
+    (0..5)
+        .map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
+}
+
 pub type Result<T> = std::result::Result<T, CloneError>;
 
 #[cfg(test)]
@@ -119,6 +135,9 @@ mod unit {
         let expect = (4) | (2 << 6) | ((b'P' - b'0') as i32 & 0x3F) << 12 | (1 << 24);
         assert_eq!(sqlstate_to_int("42P01"), expect);
         assert_eq!(sqlstate_to_int("00000"), 0);
+        for code in ["42P01", "57014", "XX000", "22023", "0A000"] {
+            assert_eq!(sqlstate_from_int(sqlstate_to_int(code)), code);
+        }
     }
 
     #[test]

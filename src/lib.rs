@@ -16,6 +16,7 @@ pub mod error;
 pub mod error_report;
 pub mod exec;
 pub mod interrupts;
+pub mod jobs;
 pub mod options;
 pub mod plan;
 pub mod sqltext;
@@ -24,7 +25,15 @@ pub mod target;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["bootstrap"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// Settings first, then shared memory for jobs (only while the server
+/// preloads the library: without it, calls run serially in the session).
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    jobs::init();
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;

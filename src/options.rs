@@ -2,10 +2,10 @@
 //! key, a wrong type or malformed JSON is an error that names the key.
 
 use crate::error::{CloneError, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Conflict {
     #[default]
@@ -16,7 +16,7 @@ pub enum Conflict {
 }
 
 /// A mask is either a strategy name or an object with a `type` and parameters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MaskSpec {
     Strategy(String),
@@ -24,7 +24,7 @@ pub enum MaskSpec {
 }
 
 /// A size in bytes, given as a number or as text like `'1GB'`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -65,7 +65,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
     pub indexes: bool,
@@ -256,9 +256,28 @@ fn strip_serde_position(e: &serde_json::Error) -> String {
     }
 }
 
+impl Options {
+    /// The options as JSON that `parse` reads back to the same value (how a
+    /// job keeps what it was asked).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn options_survive_a_round_trip_through_json() {
+        let o = Options::parse(Some(
+            r#"{"parallel": 3, "conflict": "replace", "exclude_tables": ["a.*"], "split_tables_larger_than": "1GB", "indexes": false}"#,
+        ))
+        .unwrap();
+        assert_eq!(Options::parse(Some(&o.to_json())).unwrap(), o);
+        let d = Options::default();
+        assert_eq!(Options::parse(Some(&d.to_json())).unwrap(), d);
+    }
 
     fn err(text: &str) -> String {
         Options::parse(Some(text)).unwrap_err().to_string()

@@ -5,6 +5,7 @@ use crate::error::CloneError;
 use crate::error_report::{raise, OrRaise};
 use crate::exec::schema::{clone_schemas, SchemaRequest, What};
 use crate::exec::table::{clone_table, TableRequest};
+use crate::jobs;
 use crate::options::Options;
 use pgrx::prelude::*;
 
@@ -277,4 +278,175 @@ fn database_create_options(
     options: Option<&str>,
 ) -> String {
     database_create_call(conninfo, target_db, include_data, options)
+}
+
+// ---- asynchronous jobs ----
+
+fn async_schema_call(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    what: What,
+    include_data: Option<bool>,
+    options: Option<&str>,
+) -> i32 {
+    guarded();
+    let conninfo = required(conninfo, "conninfo");
+    let schema = match what {
+        What::Database => None,
+        _ => Some(required(schema_name, "schema_name")),
+    };
+    let include_data = required(include_data, "include_data");
+    let options = Options::parse(options).or_raise();
+    options
+        .check_scope(crate::exec::schema::scope_of(what))
+        .or_raise();
+    let workers = jobs::workers_for(
+        options
+            .parallel
+            .map(|p| p.min(64) as i32)
+            .unwrap_or_else(|| jobs::DEFAULT_PARALLEL.get()),
+    );
+    let req = SchemaRequest {
+        conninfo,
+        schema,
+        what,
+        include_data,
+        options,
+    };
+    jobs::start_async(&jobs::JobRequest::schemas(&req, workers), conninfo).or_raise()
+}
+
+#[pg_extern(name = "table_async", volatile, parallel_unsafe)]
+fn table_async(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    table_name: Option<&str>,
+    include_data: default!(Option<bool>, true),
+    target_table: default!(Option<&str>, "NULL"),
+    options: default!(Option<&str>, "NULL"),
+) -> i32 {
+    guarded();
+    let conninfo = required(conninfo, "conninfo");
+    let schema = required(schema_name, "schema_name");
+    let table = required(table_name, "table_name");
+    let include_data = required(include_data, "include_data");
+    let options = Options::parse(options).or_raise();
+    options.check_scope(crate::options::Scope::Table).or_raise();
+    let req = jobs::JobRequest::table(schema, table, target_table, include_data, &options);
+    jobs::start_async(&req, conninfo).or_raise()
+}
+
+#[pg_extern(name = "schema_async", volatile, parallel_unsafe)]
+fn schema_async(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    include_data: default!(Option<bool>, true),
+    options: default!(Option<&str>, "NULL"),
+) -> i32 {
+    async_schema_call(conninfo, schema_name, What::Schema, include_data, options)
+}
+
+#[pg_extern(name = "database_async", volatile, parallel_unsafe)]
+fn database_async(
+    conninfo: Option<&str>,
+    include_data: default!(Option<bool>, true),
+    options: default!(Option<&str>, "NULL"),
+) -> i32 {
+    async_schema_call(conninfo, None, What::Database, include_data, options)
+}
+
+#[pg_extern(name = "progress", volatile, parallel_unsafe)]
+fn progress(job_id: Option<i32>) -> String {
+    guarded();
+    jobs::progress_json(required(job_id, "job_id")).or_raise()
+}
+
+#[pg_extern(name = "jobs", volatile, parallel_unsafe)]
+fn jobs_list() -> String {
+    guarded();
+    jobs::jobs_json().or_raise()
+}
+
+#[pg_extern(name = "cancel", volatile, parallel_unsafe)]
+fn cancel(job_id: Option<i32>) -> bool {
+    guarded();
+    jobs::cancel(required(job_id, "job_id")).or_raise()
+}
+
+#[pg_extern(name = "resume", volatile, parallel_unsafe)]
+fn resume(job_id: Option<i32>) -> i32 {
+    guarded();
+    jobs::resume(required(job_id, "job_id")).or_raise()
+}
+
+#[pg_extern(name = "clear_jobs", volatile, parallel_unsafe)]
+fn clear_jobs() -> i64 {
+    guarded();
+    jobs::clear_jobs().or_raise()
+}
+
+fn timestamptz(text: &Option<String>) -> Option<pgrx::datum::TimestampWithTimeZone> {
+    text.as_deref().and_then(|t| {
+        Spi::get_one_with_args::<pgrx::datum::TimestampWithTimeZone>(
+            "SELECT $1::timestamptz",
+            &[t.into()],
+        )
+        .ok()
+        .flatten()
+    })
+}
+
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the tuple itself
+#[pg_extern(name = "progress_detail", volatile, parallel_unsafe)]
+fn progress_detail() -> TableIterator<
+    'static,
+    (
+        name!(job_id, i32),
+        name!(status, String),
+        name!(op_type, String),
+        name!(schema_name, Option<String>),
+        name!(table_name, Option<String>),
+        name!(current_phase, Option<String>),
+        name!(current_table, Option<String>),
+        name!(tables_total, i64),
+        name!(tables_completed, i64),
+        name!(rows_copied, i64),
+        name!(bytes_copied, i64),
+        name!(elapsed_ms, i64),
+        name!(start_time, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(end_time, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(error_message, Option<String>),
+        name!(pct_complete, f64),
+        name!(progress_bar, String),
+        name!(elapsed_time, String),
+    ),
+> {
+    guarded();
+    let rows = jobs::job_rows(None).or_raise();
+    let out: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.job_id,
+                r.status,
+                r.op_type,
+                r.schema_name,
+                r.table_name,
+                r.current_phase,
+                r.current_table,
+                r.tables_total,
+                r.tables_completed,
+                r.rows_copied,
+                r.bytes_copied,
+                r.elapsed_ms,
+                timestamptz(&r.start_time),
+                timestamptz(&r.end_time),
+                r.error_message,
+                r.pct_complete,
+                r.progress_bar,
+                r.elapsed_time,
+            )
+        })
+        .collect();
+    TableIterator::new(out)
 }

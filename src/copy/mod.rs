@@ -19,6 +19,8 @@ pub struct CopySource {
     pub columns: Vec<String>,
     pub filter: Option<String>,
     pub binary: bool,
+    /// A page range [lo, hi) of the table (hi None: to the end), for split copies.
+    pub pages: Option<(i64, Option<i64>)>,
 }
 
 impl CopySource {
@@ -29,6 +31,16 @@ impl CopySource {
         let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
         let format = if self.binary { " (FORMAT binary)" } else { "" };
         let rel = qualified(&self.schema, &self.table);
+        if let Some((lo, hi)) = self.pages {
+            // A TID range scan reads just these pages (PostgreSQL 14+).
+            let upper = hi
+                .map(|h| format!(" AND ctid < '({h},0)'::tid"))
+                .unwrap_or_default();
+            return format!(
+                "COPY (SELECT {} FROM ONLY {rel} WHERE ctid >= '({lo},0)'::tid{upper}) TO STDOUT{format}",
+                cols.join(", ")
+            );
+        }
         match &self.filter {
             None => format!("COPY {rel} ({}) TO STDOUT{format}", cols.join(", ")),
             Some(f) => format!(
@@ -53,6 +65,16 @@ thread_local! {
     // our own, so the reader is parked here for the duration of one CopyFrom.
     static READER: Cell<*mut c_void> = const { Cell::new(std::ptr::null_mut()) };
     static READ_ERROR: RefCell<Option<CloneError>> = const { RefCell::new(None) };
+    // Told the bytes read so far after each read; an Err stops the COPY
+    // (a job being cancelled). Unset in a plain session.
+    static PROGRESS: Cell<Option<ProgressHook>> = const { Cell::new(None) };
+}
+
+/// Told the bytes read so far; an Err stops the COPY.
+pub type ProgressHook = fn(u64) -> Result<()>;
+
+pub fn set_progress_hook(hook: Option<ProgressHook>) {
+    PROGRESS.with(|p| p.set(hook));
 }
 
 struct ReaderGuard;
@@ -78,7 +100,14 @@ unsafe extern "C-unwind" fn read_source(
     let reader = unsafe { &mut *(ptr as *mut CopyReader<'static>) };
     // SAFETY: CopyFrom hands us a buffer of at least `maxread` bytes.
     let buf = unsafe { std::slice::from_raw_parts_mut(outbuf as *mut u8, maxread as usize) };
-    match reader.read(buf, minread.max(0) as usize) {
+    let hook = PROGRESS.with(|p| p.get());
+    let read = reader.read(buf, minread.max(0) as usize).and_then(|n| {
+        if let Some(report) = hook {
+            report(reader.bytes)?;
+        }
+        Ok(n)
+    });
+    match read {
         Ok(n) => n as c_int,
         Err(e) => {
             READ_ERROR.with(|slot| *slot.borrow_mut() = Some(e.clone()));
@@ -99,6 +128,7 @@ pub fn copy_into(
     relid: pg_sys::Oid,
     columns: &[String],
     binary: bool,
+    freeze: bool,
     encoding: &str,
     reader: &mut CopyReader,
 ) -> Result<u64> {
@@ -137,6 +167,11 @@ pub fn copy_into(
             )
         };
         opts = pg_sys::lappend(opts, defel("format", format) as *mut c_void);
+        if freeze {
+            // Rows land frozen and all-visible: no hint-bit writes or
+            // anti-wraparound vacuum of the clone later.
+            opts = pg_sys::lappend(opts, defel("freeze", "true") as *mut c_void);
+        }
         if !binary {
             // The source was told to send in this encoding.
             opts = pg_sys::lappend(opts, defel("encoding", encoding) as *mut c_void);
@@ -200,6 +235,7 @@ mod unit {
             columns: vec!["id".into(), "a\"b".into()],
             filter: None,
             binary: true,
+            pages: None,
         };
         assert_eq!(
             s.sql(),

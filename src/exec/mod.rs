@@ -7,6 +7,7 @@ pub mod table;
 use crate::conn::SourceConn;
 use crate::copy::{copy_into, CopySource};
 use crate::error::{CloneError, Result};
+use crate::plan::units::{Unit, UnitKind};
 use crate::sqltext::qualified;
 use crate::target;
 
@@ -28,8 +29,55 @@ pub fn copy_table(
         ))
     })?;
     let mut reader = src.copy_out(&from.sql(), user_filter, encoding)?;
-    let rows = copy_into(relid, &from.columns, from.binary, encoding, &mut reader)?;
+    let rows = copy_into(
+        relid,
+        &from.columns,
+        from.binary,
+        false,
+        encoding,
+        &mut reader,
+    )?;
     Ok((rows, reader.bytes))
+}
+
+/// Carry out one unit of the data stage in this backend, in the current
+/// transaction. With `freeze` (a transaction of the unit's own, in a worker),
+/// a whole-table copy is TRUNCATE + COPY FREEZE: a resumed copy starts clean
+/// and the rows need no later freezing. Returns (rows, bytes).
+pub fn run_unit(src: &SourceConn, unit: &Unit, encoding: &str, freeze: bool) -> Result<(u64, u64)> {
+    match unit.kind {
+        UnitKind::Index => {
+            for sql in &unit.sqls {
+                target::run(sql);
+            }
+            Ok((0, 0))
+        }
+        UnitKind::Copy => {
+            let (relid, _) = target::relation(&unit.schema, &unit.table).ok_or_else(|| {
+                CloneError::Internal(format!(
+                    "{} vanished after it was created",
+                    qualified(&unit.schema, &unit.table)
+                ))
+            })?;
+            let freeze = freeze && unit.freeze;
+            if freeze {
+                target::run(&format!(
+                    "TRUNCATE ONLY {}",
+                    qualified(&unit.schema, &unit.table)
+                ));
+            }
+            let mut reader = src.copy_out(&unit.copy_sql, false, encoding)?;
+            let rows = copy_into(
+                relid,
+                &unit.columns,
+                unit.binary,
+                freeze,
+                encoding,
+                &mut reader,
+            )?;
+            Ok((rows, reader.bytes))
+        }
+    }
 }
 
 /// "1.5 MB", for summaries.

@@ -1,7 +1,7 @@
 //! `schema()`, `database()` and `functions()`: every object of a set of
 //! schemas, created in dependency order, then the data, then post-data.
 
-use super::{copy_table, human_bytes};
+use super::{copy_table, human_bytes, run_unit};
 use crate::catalog::objects::{self as q, *};
 use crate::catalog::{self, TableDef};
 use crate::conn::{session_setup_sql, SourceConn};
@@ -11,6 +11,7 @@ use crate::ddl::table::{render as render_table, RenderCtx, TableScript};
 use crate::error::{CloneError, Result};
 use crate::error_report::notice;
 use crate::options::{Conflict, Options, Scope};
+use crate::plan::units::{units, TableWork, UnitKind};
 use crate::plan::{order, Node};
 use crate::sqltext::{qualified, quote_ident};
 use crate::target;
@@ -243,21 +244,84 @@ fn target_names(schema: &str) -> HashSet<String> {
     out
 }
 
-pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
-    let started = Instant::now();
-    let opts = &req.options;
-    opts.check_scope(if req.what == What::Database {
+/// The scope a request's options are checked against.
+pub fn scope_of(what: What) -> Scope {
+    if what == What::Database {
         Scope::Database
     } else {
         Scope::Schema
-    })?;
-    let info = target::resolve_conninfo(req.conninfo)?;
+    }
+}
+
+/// Connect to the source and open the one read-only snapshot every read of
+/// the clone goes through.
+pub fn open_source(conninfo: &str) -> Result<SourceConn> {
+    let info = target::resolve_conninfo(conninfo)?;
     // The driver reads the catalog as UTF-8; each COPY switches the source to
     // the database encoding, which copy_into makes this session speak too.
-    let encoding = target::database_encoding();
     let src = SourceConn::connect(&info, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
-    // Every read of the source sees one instant.
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+    Ok(src)
+}
+
+/// The settings every statement of a clone runs under on the target.
+pub fn target_settings() -> target::GucScope {
+    target::GucScope::enter(&[("search_path", ""), ("check_function_bodies", "off")])
+}
+
+/// The serial clone: everything in the calling backend and its transaction,
+/// so a failure leaves nothing behind. With `"parallel"` above 1 the same plan
+/// goes to the worker pool instead.
+pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
+    req.options.check_scope(scope_of(req.what))?;
+    if let Some(workers) = crate::jobs::pool_size(&req.options)? {
+        return crate::jobs::run_sync(
+            &crate::jobs::JobRequest::schemas(req, workers),
+            req.conninfo,
+        );
+    }
+    let src = open_source(req.conninfo)?;
+    let _guc = target_settings();
+    let mut p = prepare(&src, req, true)?;
+    p.phases.mark("schema");
+    let (mut rows, mut bytes) = p.copy_extras(&src, req.include_data)?;
+    let units = units(&p.table_work(req), 0, 1);
+    for u in units.iter().filter(|u| u.kind == UnitKind::Copy) {
+        let (r, b) = run_unit(&src, u, &p.encoding, false)?;
+        rows += r;
+        bytes += b;
+    }
+    p.phases.mark("copy");
+    for u in units.iter().filter(|u| u.kind == UnitKind::Index) {
+        run_unit(&src, u, &p.encoding, false)?;
+    }
+    p.finish(&src, req)?;
+    src.batch("COMMIT")?;
+    p.phases.mark("post-data");
+    Ok(p.summary(req, rows, bytes))
+}
+
+/// A clone read and rendered, ready to run.
+pub struct Prepared {
+    inv: Inventory,
+    table_scripts: Vec<TableScript>,
+    ordered: Vec<String>,
+    scripts: HashMap<String, ObjScript>,
+    roles_there: HashSet<String>,
+    notices: Vec<String>,
+    pub encoding: String,
+    same_major: bool,
+    started: Instant,
+    pub phases: Phases,
+}
+
+/// Read the source catalog (in the snapshot `src` holds), settle conflicts
+/// and render every object. With `create`, the pre-data DDL is run too; a
+/// resumed job, whose pre-data is already in, passes false.
+pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Prepared> {
+    let started = Instant::now();
+    let opts = &req.options;
+    let encoding = target::database_encoding();
 
     let mut names: Vec<String> = match (req.what, req.schema) {
         (What::Database, _) => {
@@ -294,12 +358,11 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         (_, None) => return Err(CloneError::NullArgument("schema_name")),
     };
 
-    let _guc = target::GucScope::enter(&[("search_path", ""), ("check_function_bodies", "off")]);
     let mut notices: Vec<String> = Vec::new();
 
     // Conflicts are settled before anything is created.
     let mut existing: HashSet<String> = HashSet::new();
-    if req.what != What::Functions {
+    if req.what != What::Functions && create {
         let mut keep = Vec::new();
         for s in &names {
             if !target::schema_exists(s) {
@@ -339,8 +402,8 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         }
         names = keep;
     }
-    let inv = load_inventory(&src, &names, req.what, opts)?;
-    if opts.conflict == Conflict::Error {
+    let inv = load_inventory(src, &names, req.what, opts)?;
+    if opts.conflict == Conflict::Error && create {
         let mut clashes = Vec::new();
         for s in names.iter().filter(|s| existing.contains(*s)) {
             let there = target_names(s);
@@ -509,7 +572,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         .iter()
         .map(|t| (t.schema.clone(), t.name.clone()))
         .collect();
-    let mut table_scripts: Vec<(&TableDef, TableScript)> = Vec::new();
+    let mut table_scripts: Vec<TableScript> = Vec::new();
     for t in &inv.tables {
         // Names are kept as on the source; nothing is renamed.
         let relation_taken = |_: &str| false;
@@ -539,7 +602,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
                 ..Default::default()
             },
         );
-        table_scripts.push((t, script));
+        table_scripts.push(script);
     }
     for v in &inv.views {
         let rank = if v.kind == "m" { 9 } else { 8 };
@@ -568,200 +631,322 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         spent: Vec::new(),
     };
     phases.mark("catalog");
-    // ---- pre-data, in dependency order ----
-    for key in &ordered {
-        for sql in &scripts[key].create {
-            target::run(sql);
-        }
-    }
-    for (_, s) in &table_scripts {
-        for sql in &s.defaults {
-            target::run(sql);
-        }
-    }
-
-    phases.mark("schema");
-    // ---- data ----
-    let (mut rows, mut bytes) = (0u64, 0u64);
     let same_major = src.server_version_num / 10000 == target::server_version_num() / 10000;
-    if req.include_data {
-        for x in &inv.extensions {
-            for c in &x.config {
-                let (r, b) = copy_extension_config(&src, c, &encoding)?;
-                rows += r;
-                bytes += b;
+    let p = Prepared {
+        inv,
+        table_scripts,
+        ordered,
+        scripts,
+        roles_there,
+        notices,
+        encoding,
+        same_major,
+        started,
+        phases,
+    };
+    if create {
+        p.create_pre_data();
+    }
+    Ok(p)
+}
+
+impl Prepared {
+    fn create_pre_data(&self) {
+        // ---- pre-data, in dependency order ----
+        for key in &self.ordered {
+            for sql in &self.scripts[key].create {
+                target::run(sql);
             }
         }
-        for (t, script) in &table_scripts {
-            if t.relkind != "r" {
-                continue;
+        for s in &self.table_scripts {
+            for sql in &s.defaults {
+                target::run(sql);
             }
-            let full = format!("{}.{}", t.schema, t.name);
-            if matches_any(&opts.exclude_table_data, &full) == Some(true) {
-                continue;
-            }
-            let copy_src = CopySource {
-                schema: t.schema.clone(),
-                table: t.name.clone(),
-                columns: script.copy_columns.clone(),
-                filter: None,
-                binary: same_major
-                    && t.columns
-                        .iter()
-                        .filter(|c| c.generated.is_none())
-                        .all(|c| c.binary_ok),
-            };
-            let (r, b) = copy_table(&src, &copy_src, &t.schema, &t.name, &encoding, false)?;
-            rows += r;
-            bytes += b;
-        }
-        for lo in &inv.large_objects {
-            bytes += copy_large_object(&src, lo.oid)?;
-        }
-    } else {
-        for lo in &inv.large_objects {
-            target::run(&format!("SELECT pg_catalog.lo_create({})", lo.oid));
         }
     }
 
-    phases.mark("copy");
-    // ---- post-data ----
-    for (_, s) in &table_scripts {
-        s.keys.iter().for_each(|q| target::run(q));
-    }
-    for (_, idx) in &inv.matview_indexes {
-        for i in idx {
-            target::run(&i.def);
-        }
-    }
-    for (_, s) in &table_scripts {
-        s.attach.iter().for_each(|q| target::run(q));
-    }
-    phases.mark("indexes");
-    for (_, s) in &table_scripts {
-        s.fks.iter().for_each(|q| target::run(q));
-    }
-    phases.mark("constraints");
-    for (_, s) in &table_scripts {
-        s.rest.iter().for_each(|q| target::run(q));
-    }
-    if opts.triggers || req.what != What::Functions {
-        for r in &inv.rules {
-            render::rule(r).iter().for_each(|q| target::run(q));
-        }
-    }
-    if opts.triggers {
-        for (view, triggers) in &inv.view_triggers {
-            for t in triggers {
-                target::run(&t.def);
-                if let Some(state) = crate::ddl::enable_state(&t.enabled, "TRIGGER") {
-                    target::run(&format!(
-                        "ALTER TABLE {view} {state} {}",
-                        quote_ident(&t.name)
-                    ));
+    /// The tables of the data stage: what to copy and which indexes follow.
+    pub fn table_work(&self, req: &SchemaRequest) -> Vec<TableWork> {
+        let opts = &req.options;
+        self.inv
+            .tables
+            .iter()
+            .zip(&self.table_scripts)
+            .map(|(t, script)| {
+                let full = format!("{}.{}", t.schema, t.name);
+                let copy = (req.include_data
+                    && t.relkind == "r"
+                    && matches_any(&opts.exclude_table_data, &full) != Some(true))
+                .then(|| CopySource {
+                    schema: t.schema.clone(),
+                    table: t.name.clone(),
+                    columns: script.copy_columns.clone(),
+                    filter: None,
+                    binary: self.same_major
+                        && t.columns
+                            .iter()
+                            .filter(|c| c.generated.is_none())
+                            .all(|c| c.binary_ok),
+                    pages: None,
+                });
+                TableWork {
+                    schema: t.schema.clone(),
+                    name: t.name.clone(),
+                    copy,
+                    index_sql: script.keys.clone(),
+                    bytes: t.bytes,
+                    pages: t.bytes / 8192,
                 }
-                let what = format!("TRIGGER {} ON {view}", quote_ident(&t.name));
-                if let Some(c) = crate::ddl::comment(&what, &t.comment) {
+            })
+            .collect()
+    }
+
+    /// Data that is not a table's: extension configuration rows and large
+    /// objects (their contents, or empty ones without data).
+    pub fn copy_extras(&self, src: &SourceConn, include_data: bool) -> Result<(u64, u64)> {
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        if include_data {
+            for x in &self.inv.extensions {
+                for c in &x.config {
+                    let (r, b) = copy_extension_config(src, c, &self.encoding)?;
+                    rows += r;
+                    bytes += b;
+                }
+            }
+            for lo in &self.inv.large_objects {
+                bytes += copy_large_object(src, lo.oid)?;
+            }
+        } else {
+            for lo in &self.inv.large_objects {
+                target::run(&format!("SELECT pg_catalog.lo_create({})", lo.oid));
+            }
+        }
+        Ok((rows, bytes))
+    }
+
+    /// Everything after the data and the tables' own indexes: partition
+    /// index attaches, foreign keys, triggers, rules, policies, matviews,
+    /// grants, comments, large object metadata, publications, event triggers.
+    pub fn finish(&mut self, src: &SourceConn, req: &SchemaRequest) -> Result<()> {
+        let _ = src;
+        let opts = &req.options;
+        let inv = &self.inv;
+        let table_scripts = &self.table_scripts;
+        let ordered = &self.ordered;
+        let scripts = &self.scripts;
+        let roles_there = &self.roles_there;
+        let role_exists = |r: &str| roles_there.contains(r);
+        let roles = Roles {
+            exists: &role_exists,
+            can_own: &target::can_own,
+        };
+        let notices = &mut self.notices;
+        let phases = &mut self.phases;
+        // ---- post-data ----
+        for (_, idx) in &inv.matview_indexes {
+            for i in idx {
+                target::run(&i.def);
+            }
+        }
+        for s in table_scripts {
+            s.attach.iter().for_each(|q| target::run(q));
+        }
+        phases.mark("indexes");
+        for s in table_scripts {
+            s.fks.iter().for_each(|q| target::run(q));
+        }
+        phases.mark("constraints");
+        for s in table_scripts {
+            s.rest.iter().for_each(|q| target::run(q));
+        }
+        if opts.triggers || req.what != What::Functions {
+            for r in &inv.rules {
+                render::rule(r).iter().for_each(|q| target::run(q));
+            }
+        }
+        if opts.triggers {
+            for (view, triggers) in &inv.view_triggers {
+                for t in triggers {
+                    target::run(&t.def);
+                    if let Some(state) = crate::ddl::enable_state(&t.enabled, "TRIGGER") {
+                        target::run(&format!(
+                            "ALTER TABLE {view} {state} {}",
+                            quote_ident(&t.name)
+                        ));
+                    }
+                    let what = format!("TRIGGER {} ON {view}", quote_ident(&t.name));
+                    if let Some(c) = crate::ddl::comment(&what, &t.comment) {
+                        target::run(&c);
+                    }
+                }
+            }
+        }
+        let mut stat_scripts = Vec::new();
+        for s in &inv.stats {
+            let sc = render::statistics(s, &roles);
+            sc.create.iter().for_each(|q| target::run(q));
+            stat_scripts.push(sc);
+        }
+        if opts.matviews && req.include_data {
+            let populated: HashSet<String> = inv
+                .views
+                .iter()
+                .filter(|v| v.kind == "m" && v.populated)
+                .map(|v| format!("rel:{}", v.oid))
+                .collect();
+            for key in ordered.iter().filter(|k| populated.contains(*k)) {
+                let v = inv
+                    .views
+                    .iter()
+                    .find(|v| format!("rel:{}", v.oid) == *key)
+                    .expect("matview");
+                target::run(&format!(
+                    "REFRESH MATERIALIZED VIEW {}",
+                    qualified(&v.schema, &v.name)
+                ));
+            }
+        }
+        for (name, idx) in &inv.matview_indexes {
+            for i in idx {
+                let iq = qualified(
+                    name.split('.').next().unwrap_or("").trim_matches('"'),
+                    &i.name,
+                );
+                if let Some(c) = crate::ddl::comment(&format!("INDEX {iq}"), &i.comment) {
                     target::run(&c);
                 }
             }
         }
-    }
-    let mut stat_scripts = Vec::new();
-    for s in &inv.stats {
-        let sc = render::statistics(s, &roles);
-        sc.create.iter().for_each(|q| target::run(q));
-        stat_scripts.push(sc);
-    }
-    if opts.matviews && req.include_data {
-        let populated: HashSet<String> = inv
-            .views
-            .iter()
-            .filter(|v| v.kind == "m" && v.populated)
-            .map(|v| format!("rel:{}", v.oid))
-            .collect();
-        for key in ordered.iter().filter(|k| populated.contains(*k)) {
-            let v = inv
-                .views
-                .iter()
-                .find(|v| format!("rel:{}", v.oid) == *key)
-                .expect("matview");
-            target::run(&format!(
-                "REFRESH MATERIALIZED VIEW {}",
-                qualified(&v.schema, &v.name)
-            ));
+        let mut missing: Vec<String> = Vec::new();
+        for key in ordered {
+            let s = &scripts[key];
+            s.after.iter().for_each(|q| target::run(q));
+            missing.extend(s.missing_roles.iter().cloned());
+            notices.extend(s.notices.iter().cloned());
         }
-    }
-    for (name, idx) in &inv.matview_indexes {
-        for i in idx {
-            let iq = qualified(
-                name.split('.').next().unwrap_or("").trim_matches('"'),
-                &i.name,
-            );
-            if let Some(c) = crate::ddl::comment(&format!("INDEX {iq}"), &i.comment) {
+        for s in &stat_scripts {
+            s.after.iter().for_each(|q| target::run(q));
+        }
+        for lo in &inv.large_objects {
+            let obj = format!("LARGE OBJECT {}", lo.oid);
+            let ok = role_exists(&lo.owner) && target::can_own(&lo.owner);
+            if ok {
+                target::run(&format!("ALTER {obj} OWNER TO {}", quote_ident(&lo.owner)));
+            } else {
+                missing.push(lo.owner.clone());
+            }
+            for g in crate::ddl::acl_statements(
+                &obj,
+                None,
+                ok.then_some(lo.owner.as_str()),
+                &lo.acl,
+                lo.acl_null,
+                &role_exists,
+                &mut missing,
+            ) {
+                target::run(&g);
+            }
+            if let Some(c) = crate::ddl::comment(&obj, &lo.comment) {
                 target::run(&c);
             }
         }
-    }
-    let mut missing: Vec<String> = Vec::new();
-    for key in &ordered {
-        let s = &scripts[key];
-        s.after.iter().for_each(|q| target::run(q));
-        missing.extend(s.missing_roles.iter().cloned());
-        notices.extend(s.notices.iter().cloned());
-    }
-    for s in &stat_scripts {
-        s.after.iter().for_each(|q| target::run(q));
-    }
-    for lo in &inv.large_objects {
-        let obj = format!("LARGE OBJECT {}", lo.oid);
-        let ok = role_exists(&lo.owner) && target::can_own(&lo.owner);
-        if ok {
-            target::run(&format!("ALTER {obj} OWNER TO {}", quote_ident(&lo.owner)));
-        } else {
-            missing.push(lo.owner.clone());
+        for d in &inv.default_acls {
+            for sql in render::default_acl(d, &roles, &mut missing) {
+                target::run(&sql);
+            }
         }
-        for g in crate::ddl::acl_statements(
-            &obj,
-            None,
-            ok.then_some(lo.owner.as_str()),
-            &lo.acl,
-            lo.acl_null,
-            &role_exists,
-            &mut missing,
-        ) {
-            target::run(&g);
+        for p in &inv.publications {
+            let s = render::publication(p, &roles);
+            s.create
+                .iter()
+                .chain(s.after.iter())
+                .for_each(|q| target::run(q));
+            missing.extend(s.missing_roles);
         }
-        if let Some(c) = crate::ddl::comment(&obj, &lo.comment) {
-            target::run(&c);
+        // Event triggers come last: they fire on DDL, and must not fire on the clone's own.
+        for e in &inv.event_triggers {
+            let s = render::event_trigger(e, &roles);
+            s.create
+                .iter()
+                .chain(s.after.iter())
+                .for_each(|q| target::run(q));
+            missing.extend(s.missing_roles);
         }
+        missing_done(notices, &mut missing, table_scripts, inv);
+        Ok(())
     }
-    for d in &inv.default_acls {
-        for sql in render::default_acl(d, &roles, &mut missing) {
-            target::run(&sql);
-        }
-    }
-    for p in &inv.publications {
-        let s = render::publication(p, &roles);
-        s.create
-            .iter()
-            .chain(s.after.iter())
-            .for_each(|q| target::run(q));
-        missing.extend(s.missing_roles);
-    }
-    // Event triggers come last: they fire on DDL, and must not fire on the clone's own.
-    for e in &inv.event_triggers {
-        let s = render::event_trigger(e, &roles);
-        s.create
-            .iter()
-            .chain(s.after.iter())
-            .for_each(|q| target::run(q));
-        missing.extend(s.missing_roles);
-    }
-    src.batch("COMMIT")?;
-    phases.mark("post-data");
 
-    for (_, s) in &table_scripts {
+    /// The one-line result: what was made, rows, bytes, time per phase.
+    pub fn summary(&self, req: &SchemaRequest, rows: u64, bytes: u64) -> String {
+        let inv = &self.inv;
+        let table_scripts = &self.table_scripts;
+        for n in &self.notices {
+            notice(n);
+        }
+
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        counts.insert("schemas", inv.schemas.len());
+        counts.insert("tables", inv.tables.len());
+        counts.insert("views", inv.views.len());
+        counts.insert("routines", inv.procs.len());
+        counts.insert("types", inv.types.len());
+        counts.insert(
+            "sequences",
+            inv.sequences.len()
+                + table_scripts
+                    .iter()
+                    .map(|s| s.counts.sequences)
+                    .sum::<usize>(),
+        );
+        counts.insert(
+            "indexes",
+            table_scripts
+                .iter()
+                .map(|s| s.counts.indexes)
+                .sum::<usize>()
+                + inv
+                    .matview_indexes
+                    .iter()
+                    .map(|(_, i)| i.len())
+                    .sum::<usize>(),
+        );
+        counts.insert("extensions", inv.extensions.len());
+        counts.insert("large objects", inv.large_objects.len());
+        let what = match req.what {
+            What::Database => "database".to_string(),
+            What::Schema => format!("schema {}", quote_ident(req.schema.unwrap_or_default())),
+            What::Functions => format!(
+                "functions of schema {}",
+                quote_ident(req.schema.unwrap_or_default())
+            ),
+        };
+        let list: Vec<String> = counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        format!(
+            "{what} cloned: {}; {rows} rows, {}; {:.2} s ({})",
+            if list.is_empty() {
+                "nothing to clone".to_string()
+            } else {
+                list.join(", ")
+            },
+            human_bytes(bytes),
+            self.started.elapsed().as_secs_f64(),
+            self.phases.summary()
+        )
+    }
+}
+
+/// Table notices and missing roles join the clone's notices once post-data is done.
+fn missing_done(
+    notices: &mut Vec<String>,
+    missing: &mut Vec<String>,
+    table_scripts: &[TableScript],
+    inv: &Inventory,
+) {
+    for s in table_scripts {
         notices.extend(s.notices.iter().cloned());
         missing.extend(s.missing_roles.iter().cloned());
     }
@@ -779,71 +964,16 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
             missing.join(", ")
         ));
     }
-    for n in &notices {
-        notice(n);
-    }
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    counts.insert("schemas", inv.schemas.len());
-    counts.insert("tables", inv.tables.len());
-    counts.insert("views", inv.views.len());
-    counts.insert("routines", inv.procs.len());
-    counts.insert("types", inv.types.len());
-    counts.insert(
-        "sequences",
-        inv.sequences.len()
-            + table_scripts
-                .iter()
-                .map(|(_, s)| s.counts.sequences)
-                .sum::<usize>(),
-    );
-    counts.insert(
-        "indexes",
-        table_scripts
-            .iter()
-            .map(|(_, s)| s.counts.indexes)
-            .sum::<usize>()
-            + inv
-                .matview_indexes
-                .iter()
-                .map(|(_, i)| i.len())
-                .sum::<usize>(),
-    );
-    counts.insert("extensions", inv.extensions.len());
-    counts.insert("large objects", inv.large_objects.len());
-    let what = match req.what {
-        What::Database => "database".to_string(),
-        What::Schema => format!("schema {}", quote_ident(req.schema.unwrap_or_default())),
-        What::Functions => format!(
-            "functions of schema {}",
-            quote_ident(req.schema.unwrap_or_default())
-        ),
-    };
-    let list: Vec<String> = counts
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect();
-    Ok(format!(
-        "{what} cloned: {}; {rows} rows, {}; {:.2} s ({})",
-        if list.is_empty() {
-            "nothing to clone".to_string()
-        } else {
-            list.join(", ")
-        },
-        human_bytes(bytes),
-        started.elapsed().as_secs_f64(),
-        phases.summary()
-    ))
 }
 
 /// Wall time per phase of a clone, for the summary.
-struct Phases {
+pub struct Phases {
     last: Option<Instant>,
-    spent: Vec<(&'static str, f64)>,
+    pub spent: Vec<(&'static str, f64)>,
 }
 
 impl Phases {
-    fn mark(&mut self, phase: &'static str) {
+    pub fn mark(&mut self, phase: &'static str) {
         let now = Instant::now();
         if let Some(prev) = self.last {
             self.spent.push((phase, (now - prev).as_secs_f64()));
@@ -886,6 +1016,7 @@ fn copy_extension_config(src: &SourceConn, c: &ExtConfig, encoding: &str) -> Res
         columns: cols.clone(),
         filter: filter.filter(|f| !f.is_empty()),
         binary: false,
+        pages: None,
     };
     if target::relation(&c.schema, &c.table).is_none() {
         return Ok((0, 0));

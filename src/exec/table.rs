@@ -27,6 +27,11 @@ pub struct TableRequest<'a> {
 const SOURCE_LOCK_TIMEOUT: &str = "1min";
 
 pub fn clone_table(req: &TableRequest) -> Result<String> {
+    clone_table_counted(req).map(|(summary, _, _)| summary)
+}
+
+/// `clone_table`, also returning the rows and bytes copied (for job progress).
+pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
     let started = Instant::now();
     let opts = &req.options;
     opts.check_scope(Scope::Table)?;
@@ -90,6 +95,7 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
                 .iter()
                 .filter(|c| c.generated.is_none())
                 .all(|c| c.binary_ok),
+        pages: None,
     };
     if let Some(probe) = copy_src.filter_probe_sql() {
         src.prepare_only(&probe)
@@ -114,7 +120,11 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
             )))
             }
             Conflict::Skip => {
-                return Ok(format!("table {tq} already exists on the target: skipped"));
+                return Ok((
+                    format!("table {tq} already exists on the target: skipped"),
+                    0,
+                    0,
+                ));
             }
             Conflict::Replace => {
                 if kind != "r" && kind != "p" {
@@ -183,7 +193,7 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
         notice(n);
     }
     let c = &script.counts;
-    Ok(format!(
+    let summary = format!(
         "table {} cloned to {tq}: {rows} rows, {} {}; {} indexes, {} constraints, {} triggers, {} policies, {} sequences; {:.2} s",
         qualified(&def.schema, &def.name),
         human_bytes(bytes),
@@ -194,7 +204,8 @@ pub fn clone_table(req: &TableRequest) -> Result<String> {
         c.policies,
         c.sequences,
         started.elapsed().as_secs_f64()
-    ))
+    );
+    Ok((summary, rows, bytes))
 }
 
 /// Rename an existing table out of the way, with its indexes and owned
