@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # pgclone.sh [run.sh args via env] -- the benchmark with pgclone as method e.
-# Builds and installs the release extension, then runs run.sh with
+# Builds and installs the release extension, preloads it on the target
+# cluster (its copy workers are background workers), then runs run.sh with
 # PGCLONE_CMD set to a pgclone.database() call over TCP, like the other
-# methods. PGCLONE_OPTIONS (JSON, default '{}') is passed to database().
+# methods. PGCLONE_OPTIONS (JSON, default {"parallel": JOBS}) is passed to
+# database(). While pgclone runs, the memory of its worker processes is
+# sampled every 0.2 s into <results>/run*/e/workers-memory.txt: peak private
+# (anonymous) memory per worker, and VmHWM, which also counts the shared
+# buffers a process touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./common.sh
 (cd .. && cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null)
-OPTS=${PGCLONE_OPTIONS:-'{}'}
+loaded=$(psql_port "$TGT_PORT" -d postgres -Atc "SHOW shared_preload_libraries")
+if [[ ",$loaded," != *",pgclone,"* ]]; then
+    psql_port "$TGT_PORT" -d postgres -qc "ALTER SYSTEM SET shared_preload_libraries = 'pgclone'"
+fi
+# A restart loads the freshly installed library too.
+runuser -u "$PG_OS_USER" -- "$PGBIN/pg_ctl" restart -w -t 120 -D "$TGT_DATA" -l "$LOGDIR/tgt.log" >/dev/null
+OPTS=${PGCLONE_OPTIONS:-"{\"parallel\": ${JOBS:-2}}"}
 export PGCLONE_SETUP_SQL='CREATE EXTENSION pgclone'
-# The extension's own schema holds its functions, not cloned data.
+# The extension's own schema holds its functions and job state, not cloned data.
 export VERIFY_EXCLUDE_SCHEMAS="${VERIFY_EXCLUDE_SCHEMAS:-pgclone}"
-export PGCLONE_CMD="psql -X -h $CLONE_HOST -p $TGT_PORT -U postgres -d $TGT_DB -v ON_ERROR_STOP=1 \
-  -c \"SELECT pgclone.database('host=$CLONE_HOST port=$SRC_PORT dbname=$SRC_DB user=postgres', true, '$OPTS')\""
+export PGCLONE_CMD="$PWD/pgclone-run.sh '$OPTS'"
 exec ./run.sh "$@"

@@ -115,6 +115,8 @@ case "${1:-}" in
         echo "PGCLONE_IT_TLS_PORT=$(port_of tls)"
         echo "PGCLONE_IT_TLS_CA=$BASE/tls/tls/ca.crt"
         echo "PGCLONE_IT_PASSWORD=pgclone-test-pw"
+        echo "PGCLONE_IT_TGT_DATA=$BASE/tgt/data"
+        echo "PGCLONE_IT_TGT_LOG=$BASE/tgt/server.log"
         ;;
     *)
         echo "usage: $0 start|stop|reset|env" >&2
