@@ -1,46 +1,44 @@
 #!/usr/bin/env bash
 # pgclone-run.sh OPTIONS -- method e of run.sh: one pgclone.database() call,
-# with the memory of pgclone's worker processes sampled meanwhile. Output
-# (the summary line, then the memory report) goes to stdout, which run.sh
-# keeps as e/clone.log.
+# with the memory of pgclone's processes sampled meanwhile (every 0.2 s).
+# Output (the summary line, then the memory report) goes to stdout, which
+# run.sh keeps as e/clone.log. Private memory is RssAnon (the process's own
+# heap); VmHWM also counts the shared buffers a process touched.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OPTS=$1
-sample() {    # peak RssAnon and VmHWM (kB) of every "pgclone job" process
-    declare -A anon hwm name
-    while :; do
+SAMPLES=$(mktemp)
+STOP=$(mktemp -u)
+sample() {    # lines: epoch pid rss_anon_kB vm_hwm_kB name
+    while [[ ! -e $STOP ]]; do
+        local now
+        now=$(date +%s.%N)
         for p in $(pgrep -f 'pgclone job' || true); do
-            [[ -r /proc/$p/status ]] || continue
-            local a h
-            a=$(awk '/^RssAnon:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
-            h=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
-            [[ -n $a ]] || continue
-            name[$p]=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | sed 's/ *$//')
-            (( a > ${anon[$p]:-0} )) && anon[$p]=$a
-            (( h > ${hwm[$p]:-0} )) && hwm[$p]=$h
+            awk -v t="$now" -v p="$p" -v n="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | sed 's/ *$//; s/ /_/g')" \
+                '/^RssAnon:/ {a = $2} /^VmHWM:/ {h = $2} END {if (a != "") print t, p, a, h, n}' \
+                "/proc/$p/status" 2>/dev/null || true
         done
-        if [[ -e $STOP ]]; then
-            for p in "${!anon[@]}"; do
-                printf '%s\tpid %s\tpeak private %s kB\tVmHWM %s kB\n' "${name[$p]}" "$p" "${anon[$p]}" "${hwm[$p]}"
-            done | sort
-            return
-        fi
         sleep 0.2
     done
 }
-STOP=$(mktemp -u)
-MEM=$(mktemp)
-sample >"$MEM" &
+sample >"$SAMPLES" &
 sampler=$!
 rc=0
 psql -X -h "$CLONE_HOST" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -v ON_ERROR_STOP=1 -At \
     -c "SELECT pgclone.database('host=$CLONE_HOST port=$SRC_PORT dbname=$SRC_DB user=postgres', true, '$OPTS')" || rc=$?
 touch "$STOP"
 wait "$sampler" || true
-echo "--- memory of pgclone's processes (sampled every 0.2 s)"
-cat "$MEM"
-echo "--- the largest table's copy ran in worker pid:"
-psql -X -h "$SOCKDIR" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -At \
-    -c "SELECT worker_pid || ' ' || format('%I.%I', schema_name, table_name) || ' ' || rows || ' rows ' || ms || ' ms' FROM pgclone.job_units WHERE kind = 'copy' ORDER BY est_bytes DESC LIMIT 1" || true
-rm -f "$STOP" "$MEM"
+echo "--- peak memory of pgclone's processes (sampled every 0.2 s)"
+awk '{ if ($3 > a[$2]) a[$2] = $3; if ($4 > h[$2]) h[$2] = $4; n[$2] = $5 }
+     END { for (p in a) printf "%s pid %s: private %d kB, VmHWM %d kB\n", n[p], p, a[p], h[p] }' "$SAMPLES" | sort
+# The copy of the largest table: which process, when, and its private memory meanwhile.
+big=$(psql -X -h "$SOCKDIR" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -At -F ' ' -c \
+    "SELECT worker_pid, extract(epoch FROM started), extract(epoch FROM started) + ms / 1000.0, format('%I.%I', schema_name, table_name), chunk, chunks, rows
+     FROM pgclone.job_units WHERE kind = 'copy' ORDER BY est_bytes DESC, unit_id LIMIT 1" 2>/dev/null || true)
+if [[ -n $big ]]; then
+    read -r pid t0 t1 name chunk chunks rows <<<"$big"
+    peak=$(awk -v p="$pid" -v a="$t0" -v b="$t1" '$2 == p && $1 >= a && $1 <= b && $3 > m {m = $3} END {print m + 0}' "$SAMPLES")
+    echo "--- copy of $name (part $chunk of $chunks, $rows rows) in pid $pid: peak private memory $peak kB while copying"
+fi
+rm -f "$STOP" "$SAMPLES"
 exit $rc

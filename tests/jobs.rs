@@ -84,7 +84,10 @@ fn wait_until(
         if done(&s) {
             return s;
         }
-        assert!(Instant::now() < until, "job {job}: {what} not reached: {s:?}");
+        assert!(
+            Instant::now() < until,
+            "job {job}: {what} not reached: {s:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -440,7 +443,11 @@ fn two_jobs_at_once_and_a_split_table() {
     );
     let (sa, _, _, ea) = finished(&mut a, ja);
     let (sb, _, _, eb) = finished(&mut b, jb);
-    assert_eq!((sa.as_str(), sb.as_str()), ("completed", "completed"), "{ea:?} {eb:?}");
+    assert_eq!(
+        (sa.as_str(), sb.as_str()),
+        ("completed", "completed"),
+        "{ea:?} {eb:?}"
+    );
     let chunks = big_copy_units(&mut a, ja);
     assert!(chunks.len() > 1, "app.big was not split: {chunks:?}");
     env.assert_same_database(SRC, "jobs_two_a", &[]);
@@ -522,7 +529,10 @@ fn bad_job_input_is_refused_before_a_job_starts() {
     let mut c = target(&env, "jobs_bad");
     for (sql, code) in [
         ("SELECT pgclone.schema_async(NULL, 'app')", "22004"),
-        ("SELECT pgclone.schema_async('host=127.0.0.1', NULL)", "22004"),
+        (
+            "SELECT pgclone.schema_async('host=127.0.0.1', NULL)",
+            "22004",
+        ),
         (
             "SELECT pgclone.schema_async('host=127.0.0.1 bogus=1', 'app')",
             "22023",

@@ -557,8 +557,8 @@ SELECT coalesce(json_agg(r ORDER BY r.job_id), '[]')::text FROM (\
     (SELECT string_agg(DISTINCT format('%I.%I', u.schema_name, u.table_name), ', ') \
        FROM pgclone.job_units u WHERE u.job_id = j.job_id AND u.status = 'running') AS current_table, \
     j.tables_total, \
-    (SELECT count(*) FROM (SELECT 1 FROM pgclone.job_units u WHERE u.job_id = j.job_id \
-       GROUP BY u.schema_name, u.table_name HAVING bool_and(u.status = 'done')) d) AS tables_completed, \
+    greatest(j.tables_total - (SELECT count(DISTINCT (u.schema_name, u.table_name)) FROM pgclone.job_units u \
+       WHERE u.job_id = j.job_id AND u.status <> 'done'), 0) AS tables_completed, \
     (SELECT coalesce(sum(u.rows), 0) FROM pgclone.job_units u WHERE u.job_id = j.job_id AND u.status = 'done')::bigint AS rows_copied, \
     (SELECT coalesce(sum(u.bytes), 0) FROM pgclone.job_units u WHERE u.job_id = j.job_id AND u.status = 'done')::bigint AS bytes_copied, \
     j.bytes_total, \

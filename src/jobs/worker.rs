@@ -480,6 +480,8 @@ fn run_schemas(
     let mut p: Prepared = txn(|| {
         let mut p = prepare(&src, &sreq, !pre_done)?;
         p.phases.mark("schema");
+        // Every table counts, those with nothing to copy or index too.
+        let tables = p.table_work(&sreq).len() as i64;
         match req.resumed_from {
             Some(old) if pre_done => copy_units(job_id, old)?,
             _ => {
@@ -499,11 +501,10 @@ fn run_schemas(
         }
         spi(as_owner(|| {
             Spi::run_with_args(
-                "UPDATE pgclone.jobs SET pre_data_done = true, current_phase = 'copy', \
-                   tables_total = (SELECT count(DISTINCT (schema_name, table_name)) FROM pgclone.job_units WHERE job_id = $1), \
+                "UPDATE pgclone.jobs SET pre_data_done = true, current_phase = 'copy', tables_total = $2, \
                    bytes_total = (SELECT sum(est_bytes) FROM pgclone.job_units WHERE job_id = $1 AND kind = 'copy') \
                  WHERE job_id = $1",
-                &[job_id.into()],
+                &[job_id.into(), tables.into()],
             )
         }))?;
         Ok(p)
