@@ -583,3 +583,37 @@ fn bad_job_input_is_refused_before_a_job_starts() {
         .unwrap()
         .get::<_, bool>(0));
 }
+
+/// Every object kind of the hard fixture, through the worker path: keys
+/// built as unique indexes side by side, deferrable and NULLS NOT DISTINCT
+/// constraints, partitions whose keys attach to their parents', FREEZE.
+#[test]
+fn hard_fixture_through_the_workers() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    for port in [env.src_port, env.tgt_port] {
+        ensure_role(&env, port, "hard_owner");
+        ensure_role(&env, port, "hard_reader");
+    }
+    database_from(
+        &env,
+        env.src_port,
+        "jobs_hard",
+        &[&format!("{FIXTURE_DIR}/hard.sql")],
+    );
+    empty_target(&env, "jobs_hard_t");
+    let summary: String = env
+        .client(env.tgt_port, "jobs_hard_t")
+        .query_one(
+            "SELECT pgclone.database($1, true, '{\"parallel\": 2}')",
+            &[&env.src_conninfo("jobs_hard")],
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .get(0);
+    assert!(summary.contains("2 workers"), "{summary}");
+    env.assert_same_database("jobs_hard", "jobs_hard_t", &[]);
+    assert_eq!(
+        env.large_objects(env.src_port, "jobs_hard"),
+        env.large_objects(env.tgt_port, "jobs_hard_t")
+    );
+}

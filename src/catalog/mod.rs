@@ -65,6 +65,13 @@ pub struct Constraint {
     pub self_ref: bool,
     pub comment: Option<String>,
     pub index_comment: Option<String>,
+    /// `pg_get_indexdef` of a PRIMARY KEY's or UNIQUE constraint's index.
+    #[serde(default)]
+    pub index_def: Option<String>,
+    #[serde(default)]
+    pub deferrable: bool,
+    #[serde(default)]
+    pub deferred: bool,
     #[serde(default = "yes")]
     pub is_local: bool,
     /// For a partition's key: the parent's index it attaches to (qualified).

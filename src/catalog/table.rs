@@ -110,6 +110,8 @@ pub fn constraints_sql() -> String {
         'self_ref', con.contype = 'f' AND con.confrelid = con.conrelid, \
         'comment', obj_description(con.oid, 'pg_constraint'), \
         'index_comment', CASE WHEN con.contype IN ('p','u','x') THEN obj_description(con.conindid, 'pg_class') END, \
+        'index_def', CASE WHEN con.contype IN ('p','u') THEN pg_get_indexdef(con.conindid) END, \
+        'deferrable', con.condeferrable, 'deferred', con.condeferred, \
         'is_local', con.conislocal, \
         'parent_index', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
             FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \

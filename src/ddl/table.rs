@@ -4,7 +4,7 @@
 //! sequence positions).
 
 use super::{acl_statements, comment, enable_state, renamed, truncate_name};
-use crate::catalog::{Column, OwnedSequence, TableDef};
+use crate::catalog::{Column, Constraint, OwnedSequence, TableDef};
 use crate::sqltext::{qualified, quote_ident, quote_literal, replace_name_after};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -37,6 +37,12 @@ pub struct Counts {
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
+pub struct KeyBuilds {
+    pub builds: Vec<Vec<String>>,
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct TableScript {
     pub target: String,
     /// Sequences, the table, column settings; ATTACH PARTITION for a partition.
@@ -46,6 +52,12 @@ pub struct TableScript {
     pub defaults: Vec<String>,
     /// After the data: keys and indexes.
     pub keys: Vec<String>,
+    /// The same keys and indexes as groups that may be built at once by
+    /// several sessions (each a CREATE [UNIQUE] INDEX, which takes a lock
+    /// that does not conflict with itself), then `keys_after` to turn the
+    /// unique indexes into constraints. None when the table's keys cannot
+    /// be split so (partitions, partitioned tables).
+    pub key_builds: Option<KeyBuilds>,
     /// Partition indexes joined to their parent's, once all exist.
     pub attach: Vec<String>,
     /// Foreign keys, once every table's keys exist.
@@ -96,6 +108,32 @@ fn reloption(opt: &str, prefix: &str) -> String {
 
 fn sequence_options(s: &OwnedSequence) -> String {
     super::sequence_clause(s.start, s.increment, s.min, s.max, s.cache, s.cycle)
+}
+
+/// A PRIMARY KEY or UNIQUE constraint as `CREATE UNIQUE INDEX` (which can
+/// be built while other indexes of the table are) and the `ADD CONSTRAINT
+/// ... USING INDEX` that makes it the constraint, with the same result.
+fn using_index(con: &Constraint, name: &str, tq: &str) -> Option<(String, String)> {
+    let word = match con.kind.as_str() {
+        "p" => "PRIMARY KEY",
+        "u" => "UNIQUE",
+        _ => return None,
+    };
+    let def = con.index_def.as_ref()?;
+    let create = replace_name_after(def, "INDEX", &[], &quote_ident(name))
+        .and_then(|s| replace_name_after(&s, "ON", &["ONLY"], tq))?;
+    let mut attach = format!(
+        "ALTER TABLE ONLY {tq} ADD CONSTRAINT {} {word} USING INDEX {}",
+        quote_ident(name),
+        quote_ident(name)
+    );
+    if con.deferrable {
+        attach.push_str(" DEFERRABLE");
+        if con.deferred {
+            attach.push_str(" INITIALLY DEFERRED");
+        }
+    }
+    Some((create, attach))
 }
 
 pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
@@ -312,6 +350,9 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     // ---- post-data: keys and indexes ----
     let mut index_names: HashMap<String, String> = HashMap::new();
     let index_q = |name: &str| qualified(ctx.target_schema, name);
+    // Parallel builds: plain tables only (a partition's keys attach to its
+    // parent's, which USING INDEX cannot do).
+    let mut builds = (def.relkind == "r" && partition_of.is_none()).then(KeyBuilds::default);
     if ctx.constraints {
         for con in def
             .constraints
@@ -320,11 +361,21 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         {
             // The backing index takes the constraint's name, so it is a relation name.
             let name = rel_name(&con.name);
-            out.keys.push(format!(
+            let add = format!(
                 "ALTER TABLE ONLY {tq} ADD CONSTRAINT {} {}",
                 quote_ident(&name),
                 con.def
-            ));
+            );
+            if let Some(b) = builds.as_mut() {
+                match using_index(con, &name, &tq) {
+                    Some((create, attach)) => {
+                        b.builds.push(vec![create]);
+                        b.after.push(attach);
+                    }
+                    None => b.builds.push(vec![add.clone()]),
+                }
+            }
+            out.keys.push(add);
             if let Some(parent) = con.parent_index.as_ref().filter(|_| partition_of.is_some()) {
                 out.attach.push(format!(
                     "ALTER INDEX {parent} ATTACH PARTITION {}",
@@ -348,12 +399,18 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
                 ));
                 continue;
             };
-            out.keys.push(sql);
+            out.keys.push(sql.clone());
+            let mut group = vec![sql];
             for (col, target) in idx.stats.iter().flatten() {
-                out.keys.push(format!(
+                let stat = format!(
                     "ALTER INDEX {} ALTER COLUMN {col} SET STATISTICS {target}",
                     index_q(&name)
-                ));
+                );
+                out.keys.push(stat.clone());
+                group.push(stat);
+            }
+            if let Some(b) = builds.as_mut() {
+                b.builds.push(group);
             }
             if let Some(parent) = idx.parent_index.as_ref().filter(|_| partition_of.is_some()) {
                 out.attach.push(format!(
@@ -365,6 +422,8 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
             out.counts.indexes += 1;
         }
     }
+
+    out.key_builds = builds.filter(|b| !b.builds.is_empty());
 
     // ---- post-data: foreign keys ----
     let mut fk_done: Vec<&str> = Vec::new();
@@ -759,6 +818,9 @@ mod unit {
                 self_ref: false,
                 comment: Some("pk".into()),
                 index_comment: None,
+                index_def: None,
+                deferrable: false,
+                deferred: false,
                 is_local: true,
                 parent_index: None,
             },
@@ -773,6 +835,9 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                index_def: None,
+                deferrable: false,
+                deferred: false,
                 is_local: true,
                 parent_index: None,
             },
@@ -787,6 +852,9 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                index_def: None,
+                deferrable: false,
+                deferred: false,
                 is_local: true,
                 parent_index: None,
             },
@@ -801,6 +869,9 @@ mod unit {
                 self_ref: true,
                 comment: None,
                 index_comment: None,
+                index_def: None,
+                deferrable: false,
+                deferred: false,
                 is_local: true,
                 parent_index: None,
             },
@@ -815,6 +886,9 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                index_def: None,
+                deferrable: false,
+                deferred: false,
                 is_local: true,
                 parent_index: None,
             },
@@ -829,6 +903,9 @@ mod unit {
                 self_ref: false,
                 comment: None,
                 index_comment: None,
+                index_def: None,
+                deferrable: false,
+                deferred: false,
                 is_local: true,
                 parent_index: None,
             },
@@ -886,6 +963,39 @@ mod unit {
             },
         ];
         t
+    }
+
+    #[test]
+    fn keys_split_into_builds_that_run_side_by_side() {
+        let exists = |r: &str| r == "postgres";
+        let mut t = rich();
+        // without the index definition the key stays one ALTER TABLE
+        let s = render(&t, &ctx("t", &exists));
+        let b = s.key_builds.expect("builds for a plain table");
+        assert!(b.builds[0][0].starts_with("ALTER TABLE ONLY"));
+        assert!(b.after.is_empty());
+        // with it: CREATE UNIQUE INDEX now, the constraint from it after
+        t.constraints[0].index_def =
+            Some("CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)".into());
+        t.constraints[0].deferrable = true;
+        t.constraints[0].deferred = true;
+        let s = render(&t, &ctx("t", &exists));
+        let b = s.key_builds.expect("builds");
+        assert_eq!(
+            b.builds[0],
+            ["CREATE UNIQUE INDEX \"t_pkey\" ON \"public\".\"t\" USING btree (id)"]
+        );
+        assert_eq!(
+            b.after,
+            ["ALTER TABLE ONLY \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey\" DEFERRABLE INITIALLY DEFERRED"]
+        );
+        // every index of the table is a build of its own
+        assert_eq!(b.builds.len(), 1 + t.indexes.len());
+        // the serial form is unchanged
+        assert!(s.keys[0].contains("ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (id)"));
+        // a partitioned table's keys cascade to its partitions: no builds
+        t.relkind = "p".into();
+        assert!(render(&t, &ctx("t", &exists)).key_builds.is_none());
     }
 
     #[test]

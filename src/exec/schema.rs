@@ -292,8 +292,10 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
         bytes += b;
     }
     p.phases.mark("copy");
-    for u in units.iter().filter(|u| u.kind == UnitKind::Index) {
-        run_unit(&src, u, &p.encoding, false)?;
+    for kind in [UnitKind::Index, UnitKind::Keys] {
+        for u in units.iter().filter(|u| u.kind == kind) {
+            run_unit(&src, u, &p.encoding, false)?;
+        }
     }
     p.finish(&src, req)?;
     src.batch("COMMIT")?;
@@ -689,11 +691,18 @@ impl Prepared {
                             .all(|c| c.binary_ok),
                     pages: None,
                 });
+                // In groups that several workers can build at once when the
+                // table has data (where the time goes); in order otherwise.
+                let (index_groups, keys_after) = match &script.key_builds {
+                    Some(b) if copy.is_some() => (b.builds.clone(), b.after.clone()),
+                    _ => (vec![script.keys.clone()], Vec::new()),
+                };
                 TableWork {
                     schema: t.schema.clone(),
                     name: t.name.clone(),
                     copy,
-                    index_sql: script.keys.clone(),
+                    index_groups,
+                    keys_after,
                     bytes: t.bytes,
                     pages: t.bytes / 8192,
                 }

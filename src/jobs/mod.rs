@@ -568,7 +568,7 @@ SELECT coalesce(json_agg(r ORDER BY r.job_id), '[]')::text FROM (\
        SELECT u.schema_name, u.table_name, sum(u.rows) FILTER (WHERE u.kind = 'copy') AS rows, \
               sum(u.bytes) FILTER (WHERE u.kind = 'copy') AS bytes, \
               sum(u.ms) FILTER (WHERE u.kind = 'copy') AS copy_ms, \
-              sum(u.ms) FILTER (WHERE u.kind = 'index') AS index_ms, \
+              sum(u.ms) FILTER (WHERE u.kind <> 'copy') AS index_ms, \
               max(u.chunks) AS chunks, bool_and(u.status = 'done') AS done \
        FROM pgclone.job_units u WHERE u.job_id = j.job_id GROUP BY 1, 2) t) END AS tables \
   FROM pgclone.jobs j WHERE $1 IS NULL OR j.job_id = $1) r";

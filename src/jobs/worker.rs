@@ -493,7 +493,7 @@ fn run_schemas(
                 let mut work = p.table_work(&sreq);
                 for w in work.iter_mut().filter(|w| w.copy.is_some()) {
                     // Fresh statistics for the clone, as pg_restore users run by hand.
-                    w.index_sql
+                    w.keys_after
                         .push(format!("ANALYZE {}", qualified(&w.schema, &w.name)));
                 }
                 insert_units(job_id, &units(&work, split, req.workers))?;
@@ -523,7 +523,7 @@ fn run_schemas(
                 let t = c.select(
                     "SELECT coalesce(sum(rows), 0)::bigint, coalesce(sum(bytes), 0)::bigint, \
                             coalesce(sum(ms) FILTER (WHERE kind = 'copy'), 0)::bigint, \
-                            coalesce(sum(ms) FILTER (WHERE kind = 'index'), 0)::bigint \
+                            coalesce(sum(ms) FILTER (WHERE kind <> 'copy'), 0)::bigint \
                      FROM pgclone.job_units WHERE job_id = $1",
                     None,
                     &[job_id.into()],
@@ -787,8 +787,8 @@ struct UnitRow {
     est_bytes: i64,
 }
 
-/// Take the first ready unit: a copy, or an index unit whose table's copies
-/// are all done.
+/// Take the first ready unit: one whose table has no unfinished unit of an
+/// earlier stage (copies, then index builds, then keys).
 fn claim(job_id: i32) -> Result<Claim> {
     let row = spi(as_owner(|| {
         Spi::get_one_with_args::<String>(
@@ -796,9 +796,11 @@ fn claim(job_id: i32) -> Result<Claim> {
              WHERE (u.job_id, u.unit_id) = ( \
                SELECT c.job_id, c.unit_id FROM pgclone.job_units c \
                WHERE c.job_id = $1 AND c.status = 'pending' \
-                 AND (c.kind = 'copy' OR NOT EXISTS ( \
-                   SELECT 1 FROM pgclone.job_units d WHERE d.job_id = c.job_id AND d.kind = 'copy' \
-                     AND d.schema_name = c.schema_name AND d.table_name = c.table_name AND d.status <> 'done')) \
+                 AND NOT EXISTS ( \
+                   SELECT 1 FROM pgclone.job_units d WHERE d.job_id = c.job_id AND d.status <> 'done' \
+                     AND d.schema_name = c.schema_name AND d.table_name = c.table_name \
+                     AND array_position(ARRAY['copy', 'index', 'keys'], d.kind) \
+                       < array_position(ARRAY['copy', 'index', 'keys'], c.kind)) \
                ORDER BY c.unit_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING row_to_json(u)::text AS j) \
              SELECT (SELECT j FROM claimed)",

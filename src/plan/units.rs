@@ -16,8 +16,10 @@ pub struct TableWork {
     pub name: String,
     /// None: no data to copy (partitioned parent, data excluded, no data asked).
     pub copy: Option<CopySource>,
-    /// Keys and indexes, run once the data is in.
-    pub index_sql: Vec<String>,
+    /// Keys and indexes, run once the data is in: groups that may run at
+    /// the same time (one unit each), then `keys_after` (one unit).
+    pub index_groups: Vec<Vec<String>>,
+    pub keys_after: Vec<String>,
     /// Size on the source, for ordering and splitting.
     pub bytes: i64,
     /// Pages on the source, for page-range splitting.
@@ -28,6 +30,8 @@ pub struct TableWork {
 pub enum UnitKind {
     Copy,
     Index,
+    /// What follows a table's index builds: constraints made from them, ANALYZE.
+    Keys,
 }
 
 impl UnitKind {
@@ -35,6 +39,7 @@ impl UnitKind {
         match self {
             UnitKind::Copy => "copy",
             UnitKind::Index => "index",
+            UnitKind::Keys => "keys",
         }
     }
 
@@ -42,6 +47,7 @@ impl UnitKind {
         match s {
             "copy" => Some(UnitKind::Copy),
             "index" => Some(UnitKind::Index),
+            "keys" => Some(UnitKind::Keys),
             _ => None,
         }
     }
@@ -133,21 +139,25 @@ pub fn units(tables: &[TableWork], split_bytes: i64, workers: i32) -> Vec<Unit> 
                 });
             }
         }
-        if !t.index_sql.is_empty() {
-            out.push(Unit {
-                id: 0,
-                kind: UnitKind::Index,
-                schema: t.schema.clone(),
-                table: t.name.clone(),
-                chunk: 1,
-                chunks: 1,
-                copy_sql: String::new(),
-                columns: Vec::new(),
-                binary: false,
-                freeze: false,
-                sqls: t.index_sql.clone(),
-                est_bytes: 0,
-            });
+        let later = |kind: UnitKind, sqls: &[String]| Unit {
+            id: 0,
+            kind,
+            schema: t.schema.clone(),
+            table: t.name.clone(),
+            chunk: 1,
+            chunks: 1,
+            copy_sql: String::new(),
+            columns: Vec::new(),
+            binary: false,
+            freeze: false,
+            sqls: sqls.to_vec(),
+            est_bytes: 0,
+        };
+        for g in t.index_groups.iter().filter(|g| !g.is_empty()) {
+            out.push(later(UnitKind::Index, g));
+        }
+        if !t.keys_after.is_empty() {
+            out.push(later(UnitKind::Keys, &t.keys_after));
         }
     }
     for (i, u) in out.iter_mut().enumerate() {
@@ -172,7 +182,14 @@ mod unit {
                 binary: true,
                 pages: None,
             }),
-            index_sql: (0..idx).map(|i| format!("CREATE INDEX i{i}")).collect(),
+            index_groups: (0..idx)
+                .map(|i| vec![format!("CREATE INDEX i{i}")])
+                .collect(),
+            keys_after: if idx > 0 {
+                vec!["ANALYZE".into()]
+            } else {
+                vec![]
+            },
             bytes,
             pages: bytes / 8192,
         }
@@ -198,17 +215,22 @@ mod unit {
             vec![
                 ("big", "copy"),
                 ("big", "index"),
+                ("big", "index"),
+                ("big", "keys"),
                 ("small", "copy"),
                 ("small", "index"),
-                ("parent", "index")
+                ("small", "keys"),
+                ("parent", "index"),
+                ("parent", "keys")
             ]
         );
         assert_eq!(
             u.iter().map(|u| u.id).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5]
+            (1..=9).collect::<Vec<_>>()
         );
         assert!(u[0].freeze);
-        assert_eq!(u[1].sqls.len(), 2);
+        assert_eq!(u[1].sqls, ["CREATE INDEX i0"]);
+        assert_eq!(u[2].sqls, ["CREATE INDEX i1"]);
     }
 
     #[test]
@@ -222,7 +244,7 @@ mod unit {
         assert!(copies[0].copy_sql.contains("ctid < '(32768,0)'::tid"));
         assert!(copies[3].copy_sql.contains("ctid >= '(98304,0)'::tid"));
         assert!(!copies[3].copy_sql.contains("ctid <"));
-        assert_eq!(u.last().unwrap().kind, UnitKind::Index);
+        assert_eq!(u.last().unwrap().kind, UnitKind::Keys);
     }
 
     #[test]
