@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pgclone-run.sh OPTIONS -- method e of run.sh: one pgclone.database() call,
-# with the memory of pgclone's processes sampled meanwhile (every 0.2 s).
+# with the memory of pgclone's processes sampled meanwhile (every 0.2 s, by
+# memsample.py).
 # Output (the summary line, then the memory report) goes to stdout, which
 # run.sh keeps as e/clone.log. Private memory is RssAnon (the process's own
 # heap); VmHWM also counts the shared buffers a process touched.
@@ -9,19 +10,7 @@ source "$(dirname "$0")/common.sh"
 OPTS=$1
 SAMPLES=$(mktemp)
 STOP=$(mktemp -u)
-sample() {    # lines: epoch pid rss_anon_kB vm_hwm_kB name
-    while [[ ! -e $STOP ]]; do
-        local now
-        now=$(date +%s.%N)
-        for p in $(pgrep -f 'pgclone job' || true); do
-            awk -v t="$now" -v p="$p" -v n="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | sed 's/ *$//; s/ /_/g')" \
-                '/^RssAnon:/ {a = $2} /^VmHWM:/ {h = $2} END {if (a != "") print t, p, a, h, n}' \
-                "/proc/$p/status" 2>/dev/null || true
-        done
-        sleep 0.2
-    done
-}
-sample >"$SAMPLES" &
+python3 "$(dirname "$0")/memsample.py" "$SAMPLES" "$STOP" &
 sampler=$!
 rc=0
 psql -X -h "$CLONE_HOST" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -v ON_ERROR_STOP=1 -At \
