@@ -35,7 +35,7 @@ CREATE TABLE pgclone.jobs (
 CREATE TABLE pgclone.job_units (
     job_id      integer NOT NULL REFERENCES pgclone.jobs ON DELETE CASCADE,
     unit_id     integer NOT NULL,
-    kind        text NOT NULL CHECK (kind IN ('copy', 'index', 'keys')),
+    kind        text NOT NULL CHECK (kind IN ('copy', 'index', 'keys', 'refresh')),
     schema_name text NOT NULL,
     table_name  text NOT NULL,
     chunk       integer NOT NULL DEFAULT 1,

@@ -21,7 +21,7 @@ const SRC: &str = "jobs_src";
 
 /// The source: one table large enough that a job is caught mid-COPY
 /// (about 450 MB), with an index, a foreign key from a small table, a
-/// partitioned table and a sequence.
+/// partitioned table, a materialized view on another and a sequence.
 fn source(env: &Env) {
     let mut ready = SOURCE.lock().unwrap_or_else(|p| p.into_inner());
     if *ready {
@@ -41,6 +41,8 @@ fn source(env: &Env) {
              CREATE TABLE app.events_2024 PARTITION OF app.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
              CREATE TABLE app.events_2025 PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
              INSERT INTO app.events SELECT date '2024-01-01' + (g % 700), g FROM generate_series(1, 50000) g;
+             CREATE MATERIALIZED VIEW app.big_by_n AS SELECT n, count(*) AS c FROM app.big GROUP BY n;
+             CREATE MATERIALIZED VIEW app.top_n AS SELECT * FROM app.big_by_n WHERE c > 2999;
              CREATE SEQUENCE app.tickets START 100;
              SELECT nextval('app.tickets') FROM generate_series(1, 5);
              ANALYZE;",
@@ -249,6 +251,17 @@ fn async_job_completes_with_progress_and_summary() {
     assert!(big["index_ms"].as_i64().is_some(), "{big}");
     assert!(p["summary"].as_str().unwrap().contains("2 workers"), "{p}");
     assert_no_password(&env, &mut c, job);
+    // Materialized views were refreshed by the workers, in dependency order.
+    let refreshed: Vec<String> = c
+        .query(
+            "SELECT table_name FROM pgclone.job_units WHERE job_id = $1 AND kind = 'refresh' AND status = 'done' ORDER BY unit_id",
+            &[&job],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(refreshed, ["big_by_n", "top_n"]);
     // Whole tables were loaded frozen: every page all-visible at once.
     let r = c
         .query_one(

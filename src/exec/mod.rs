@@ -46,7 +46,7 @@ pub fn copy_table(
 /// and the rows need no later freezing. Returns (rows, bytes).
 pub fn run_unit(src: &SourceConn, unit: &Unit, encoding: &str, freeze: bool) -> Result<(u64, u64)> {
     match unit.kind {
-        UnitKind::Index | UnitKind::Keys => {
+        UnitKind::Index | UnitKind::Keys | UnitKind::Refresh => {
             for sql in &unit.sqls {
                 target::run(sql);
             }

@@ -315,6 +315,26 @@ pub struct Prepared {
     same_major: bool,
     started: Instant,
     pub phases: Phases,
+    /// A job refreshes materialized views as units of its data stage.
+    pub refresh_in_units: bool,
+}
+
+/// The materialized views populated on the source, in dependency order.
+fn refreshes(inv: &Inventory, ordered: &[String], req: &SchemaRequest) -> Vec<(String, String)> {
+    if !(req.options.matviews && req.include_data) {
+        return Vec::new();
+    }
+    let populated: HashMap<String, &ViewObj> = inv
+        .views
+        .iter()
+        .filter(|v| v.kind == "m" && v.populated)
+        .map(|v| (format!("rel:{}", v.oid), v))
+        .collect();
+    ordered
+        .iter()
+        .filter_map(|k| populated.get(k))
+        .map(|v| (v.schema.clone(), v.name.clone()))
+        .collect()
 }
 
 /// Read the source catalog (in the snapshot `src` holds), settle conflicts
@@ -645,6 +665,7 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
         same_major,
         started,
         phases,
+        refresh_in_units: false,
     };
     if create {
         p.create_pre_data();
@@ -665,6 +686,17 @@ impl Prepared {
                 target::run(sql);
             }
         }
+    }
+
+    /// `REFRESH MATERIALIZED VIEW` statements, in order, for a job's data stage.
+    pub fn refresh_sql(&self, req: &SchemaRequest) -> Vec<(String, String, String)> {
+        refreshes(&self.inv, &self.ordered, req)
+            .into_iter()
+            .map(|(s, n)| {
+                let sql = format!("REFRESH MATERIALIZED VIEW {}", qualified(&s, &n));
+                (s, n, sql)
+            })
+            .collect()
     }
 
     /// The tables of the data stage: what to copy and which indexes follow.
@@ -796,22 +828,11 @@ impl Prepared {
             sc.create.iter().for_each(|q| target::run(q));
             stat_scripts.push(sc);
         }
-        if opts.matviews && req.include_data {
-            let populated: HashSet<String> = inv
-                .views
-                .iter()
-                .filter(|v| v.kind == "m" && v.populated)
-                .map(|v| format!("rel:{}", v.oid))
-                .collect();
-            for key in ordered.iter().filter(|k| populated.contains(*k)) {
-                let v = inv
-                    .views
-                    .iter()
-                    .find(|v| format!("rel:{}", v.oid) == *key)
-                    .expect("matview");
+        if !self.refresh_in_units {
+            for (schema, name) in refreshes(inv, ordered, req) {
                 target::run(&format!(
                     "REFRESH MATERIALIZED VIEW {}",
-                    qualified(&v.schema, &v.name)
+                    qualified(&schema, &name)
                 ));
             }
         }

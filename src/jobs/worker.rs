@@ -10,7 +10,7 @@ use crate::exec::run_unit;
 use crate::exec::schema::{open_source, prepare, Prepared, SchemaRequest, What};
 use crate::exec::table::{clone_table_counted, TableRequest};
 use crate::options::Options;
-use crate::plan::units::{units, Unit, UnitKind, DEFAULT_SPLIT_BYTES};
+use crate::plan::units::{refresh_units, units, Unit, UnitKind, DEFAULT_SPLIT_BYTES};
 use crate::sqltext::{qualified, quote_literal};
 use crate::target;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker};
@@ -479,6 +479,7 @@ fn run_schemas(
     let wall = Instant::now();
     let mut p: Prepared = txn(|| {
         let mut p = prepare(&src, &sreq, !pre_done)?;
+        p.refresh_in_units = true;
         p.phases.mark("schema");
         // Every table counts, those with nothing to copy or index too.
         let tables = p.table_work(&sreq).len() as i64;
@@ -496,7 +497,9 @@ fn run_schemas(
                     w.keys_after
                         .push(format!("ANALYZE {}", qualified(&w.schema, &w.name)));
                 }
-                insert_units(job_id, &units(&work, split, req.workers))?;
+                let mut list = units(&work, split, req.workers);
+                refresh_units(&mut list, &p.refresh_sql(&sreq));
+                insert_units(job_id, &list)?;
             }
         }
         spi(as_owner(|| {
@@ -788,7 +791,10 @@ struct UnitRow {
 }
 
 /// Take the first ready unit: one whose table has no unfinished unit of an
-/// earlier stage (copies, then index builds, then keys).
+/// earlier stage (copies, then index builds, then keys). Materialized views
+/// are refreshed once every copy is done (they may read any table), one
+/// after the other in dependency order, before other ready work: a refresh
+/// is usually long.
 fn claim(job_id: i32) -> Result<Claim> {
     let row = spi(as_owner(|| {
         Spi::get_one_with_args::<String>(
@@ -801,7 +807,10 @@ fn claim(job_id: i32) -> Result<Claim> {
                      AND d.schema_name = c.schema_name AND d.table_name = c.table_name \
                      AND array_position(ARRAY['copy', 'index', 'keys'], d.kind) \
                        < array_position(ARRAY['copy', 'index', 'keys'], c.kind)) \
-               ORDER BY c.unit_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 AND (c.kind <> 'refresh' OR NOT EXISTS ( \
+                   SELECT 1 FROM pgclone.job_units d WHERE d.job_id = c.job_id AND d.status <> 'done' \
+                     AND (d.kind = 'copy' OR (d.kind = 'refresh' AND d.unit_id < c.unit_id)))) \
+               ORDER BY c.kind = 'refresh' DESC, c.unit_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING row_to_json(u)::text AS j) \
              SELECT (SELECT j FROM claimed)",
             &[job_id.into(), my_pid().into()],

@@ -32,6 +32,8 @@ pub enum UnitKind {
     Index,
     /// What follows a table's index builds: constraints made from them, ANALYZE.
     Keys,
+    /// A materialized view refresh, once every table's data is in.
+    Refresh,
 }
 
 impl UnitKind {
@@ -40,6 +42,7 @@ impl UnitKind {
             UnitKind::Copy => "copy",
             UnitKind::Index => "index",
             UnitKind::Keys => "keys",
+            UnitKind::Refresh => "refresh",
         }
     }
 
@@ -48,6 +51,7 @@ impl UnitKind {
             "copy" => Some(UnitKind::Copy),
             "index" => Some(UnitKind::Index),
             "keys" => Some(UnitKind::Keys),
+            "refresh" => Some(UnitKind::Refresh),
             _ => None,
         }
     }
@@ -166,6 +170,27 @@ pub fn units(tables: &[TableWork], split_bytes: i64, workers: i32) -> Vec<Unit> 
     out
 }
 
+/// Refresh units for materialized views (schema, name, statement), in their
+/// dependency order, numbered after `list`.
+pub fn refresh_units(list: &mut Vec<Unit>, views: &[(String, String, String)]) {
+    for (schema, name, sql) in views {
+        list.push(Unit {
+            id: list.len() as i32 + 1,
+            kind: UnitKind::Refresh,
+            schema: schema.clone(),
+            table: name.clone(),
+            chunk: 1,
+            chunks: 1,
+            copy_sql: String::new(),
+            columns: Vec::new(),
+            binary: false,
+            freeze: false,
+            sqls: vec![sql.clone()],
+            est_bytes: 0,
+        });
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -245,6 +270,30 @@ mod unit {
         assert!(copies[3].copy_sql.contains("ctid >= '(98304,0)'::tid"));
         assert!(!copies[3].copy_sql.contains("ctid <"));
         assert_eq!(u.last().unwrap().kind, UnitKind::Keys);
+    }
+
+    #[test]
+    fn refreshes_come_last_in_order() {
+        let mut u = units(&[table("t", 10, true, 0)], DEFAULT_SPLIT_BYTES, 2);
+        refresh_units(
+            &mut u,
+            &[
+                ("s".into(), "mv1".into(), "REFRESH 1".into()),
+                ("s".into(), "mv2".into(), "REFRESH 2".into()),
+            ],
+        );
+        let tail: Vec<(i32, &str, &str)> = u
+            .iter()
+            .map(|u| (u.id, u.kind.as_str(), u.table.as_str()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                (1, "copy", "t"),
+                (2, "refresh", "mv1"),
+                (3, "refresh", "mv2")
+            ]
+        );
     }
 
     #[test]
