@@ -77,6 +77,26 @@ pub struct Unit {
     pub est_bytes: i64,
 }
 
+impl Unit {
+    /// A unit of statements run on the target (index, keys, refresh).
+    pub fn statements(kind: UnitKind, schema: &str, table: &str, sqls: &[String]) -> Unit {
+        Unit {
+            id: 0,
+            kind,
+            schema: schema.into(),
+            table: table.into(),
+            chunk: 1,
+            chunks: 1,
+            copy_sql: String::new(),
+            columns: Vec::new(),
+            binary: false,
+            freeze: false,
+            sqls: sqls.to_vec(),
+            est_bytes: 0,
+        }
+    }
+}
+
 /// Default size above which a table is copied in page ranges by several workers.
 /// On two cores, splitting the bench's 1 GB table costs FREEZE and lets its
 /// index builds start later, for no gain in copy speed; tables this large
@@ -143,25 +163,16 @@ pub fn units(tables: &[TableWork], split_bytes: i64, workers: i32) -> Vec<Unit> 
                 });
             }
         }
-        let later = |kind: UnitKind, sqls: &[String]| Unit {
-            id: 0,
-            kind,
-            schema: t.schema.clone(),
-            table: t.name.clone(),
-            chunk: 1,
-            chunks: 1,
-            copy_sql: String::new(),
-            columns: Vec::new(),
-            binary: false,
-            freeze: false,
-            sqls: sqls.to_vec(),
-            est_bytes: 0,
-        };
         for g in t.index_groups.iter().filter(|g| !g.is_empty()) {
-            out.push(later(UnitKind::Index, g));
+            out.push(Unit::statements(UnitKind::Index, &t.schema, &t.name, g));
         }
         if !t.keys_after.is_empty() {
-            out.push(later(UnitKind::Keys, &t.keys_after));
+            out.push(Unit::statements(
+                UnitKind::Keys,
+                &t.schema,
+                &t.name,
+                &t.keys_after,
+            ));
         }
     }
     for (i, u) in out.iter_mut().enumerate() {
@@ -174,20 +185,9 @@ pub fn units(tables: &[TableWork], split_bytes: i64, workers: i32) -> Vec<Unit> 
 /// dependency order, numbered after `list`.
 pub fn refresh_units(list: &mut Vec<Unit>, views: &[(String, String, String)]) {
     for (schema, name, sql) in views {
-        list.push(Unit {
-            id: list.len() as i32 + 1,
-            kind: UnitKind::Refresh,
-            schema: schema.clone(),
-            table: name.clone(),
-            chunk: 1,
-            chunks: 1,
-            copy_sql: String::new(),
-            columns: Vec::new(),
-            binary: false,
-            freeze: false,
-            sqls: vec![sql.clone()],
-            est_bytes: 0,
-        });
+        let mut u = Unit::statements(UnitKind::Refresh, schema, name, std::slice::from_ref(sql));
+        u.id = list.len() as i32 + 1;
+        list.push(u);
     }
 }
 
