@@ -4,19 +4,21 @@
 # cluster (its copy workers are background workers), then runs run.sh with
 # PGCLONE_CMD set to a pgclone.database() call over TCP, like the other
 # methods. PGCLONE_OPTIONS (JSON, default {"parallel": JOBS}) is passed to
-# database(). While pgclone runs, the memory of its worker processes is
-# sampled every 0.2 s into <results>/run*/e/workers-memory.txt: peak private
-# (anonymous) memory per worker, and VmHWM, which also counts the shared
-# buffers a process touched.
+# database(). pgclone-run.sh samples the memory of pgclone's processes
+# meanwhile; its report ends <results>/run*/e/clone.log.
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./common.sh
+# The target preloads the library: a new build goes to a new file (the old
+# one removed first, not overwritten under the running server, which would
+# crash it), then a restart loads it.
+rm -f "$(/usr/bin/pg_config --pkglibdir)/pgclone.so"
 (cd .. && cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null)
+./cluster.sh start >/dev/null
 loaded=$(psql_port "$TGT_PORT" -d postgres -Atc "SHOW shared_preload_libraries")
 if [[ ",$loaded," != *",pgclone,"* ]]; then
     psql_port "$TGT_PORT" -d postgres -qc "ALTER SYSTEM SET shared_preload_libraries = 'pgclone'"
 fi
-# A restart loads the freshly installed library too.
 runuser -u "$PG_OS_USER" -- "$PGBIN/pg_ctl" restart -w -t 120 -D "$TGT_DATA" -l "$LOGDIR/tgt.log" >/dev/null
 OPTS=${PGCLONE_OPTIONS:-"{\"parallel\": ${JOBS:-2}}"}
 export PGCLONE_SETUP_SQL='CREATE EXTENSION pgclone'

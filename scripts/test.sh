@@ -22,6 +22,9 @@ chown postgres: "$PGRX_DATA"
 cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_DATA/pg15"
 
 echo "== integration tests"
+# A server that preloads pgclone crashes if its library file is overwritten
+# in place: remove it first, so the new build is a new file.
+rm -f "$(pg_config --pkglibdir)/pgclone.so"
 cargo pgrx install --pg-config /usr/bin/pg_config >/dev/null
 export PGCLONE_IT_DIR=${PGCLONE_IT_DIR:-/tmp/pgclone-it-$$}
 trap './scripts/clusters.sh stop >/dev/null 2>&1 || true; rm -rf "$PGCLONE_IT_DIR"' EXIT
