@@ -197,6 +197,16 @@ pub struct TableDef {
 
 impl TableDef {
     /// Every role the definition names: the owner, grantees, policy roles.
+    /// Every column COPY carries (generated ones are recomputed) has a type
+    /// whose binary form holds no OIDs, so binary COPY is safe between two
+    /// servers of one major version.
+    pub fn binary_copy_ok(&self) -> bool {
+        self.columns
+            .iter()
+            .filter(|c| c.generated.is_none())
+            .all(|c| c.binary_ok)
+    }
+
     pub fn roles(&self) -> Vec<String> {
         let mut r = vec![self.owner.clone()];
         let acl = self

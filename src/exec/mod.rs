@@ -11,6 +11,11 @@ use crate::plan::units::{Unit, UnitKind};
 use crate::sqltext::qualified;
 use crate::target;
 
+/// Binary COPY needs both servers on one major version.
+pub fn same_major(src: &SourceConn) -> bool {
+    src.server_version_num / 10000 == target::server_version_num() / 10000
+}
+
 /// Stream the rows `from` describes into the local table `schema.name` (made
 /// already) and return (rows, bytes). With `user_filter`, an error the source
 /// raises is blamed on the caller's `where` filter.
@@ -22,18 +27,45 @@ pub fn copy_table(
     encoding: &str,
     user_filter: bool,
 ) -> Result<(u64, u64)> {
-    let (relid, _) = target::relation(schema, name).ok_or_else(|| {
+    let sql = from.sql();
+    let to = Destination {
+        schema,
+        name,
+        columns: &from.columns,
+        binary: from.binary,
+        freeze: false,
+    };
+    stream(src, &sql, user_filter, &to, encoding)
+}
+
+/// Where a source COPY lands, and how.
+struct Destination<'a> {
+    schema: &'a str,
+    name: &'a str,
+    columns: &'a [String],
+    binary: bool,
+    freeze: bool,
+}
+
+fn stream(
+    src: &SourceConn,
+    sql: &str,
+    user_filter: bool,
+    to: &Destination,
+    encoding: &str,
+) -> Result<(u64, u64)> {
+    let (relid, _) = target::relation(to.schema, to.name).ok_or_else(|| {
         CloneError::Internal(format!(
             "{} vanished after it was created",
-            qualified(schema, name)
+            qualified(to.schema, to.name)
         ))
     })?;
-    let mut reader = src.copy_out(&from.sql(), user_filter, encoding)?;
+    let mut reader = src.copy_out(sql, user_filter, encoding)?;
     let rows = copy_into(
         relid,
-        &from.columns,
-        from.binary,
-        false,
+        to.columns,
+        to.binary,
+        to.freeze,
         encoding,
         &mut reader,
     )?;
@@ -45,39 +77,27 @@ pub fn copy_table(
 /// a whole-table copy is TRUNCATE + COPY FREEZE: a resumed copy starts clean
 /// and the rows need no later freezing. Returns (rows, bytes).
 pub fn run_unit(src: &SourceConn, unit: &Unit, encoding: &str, freeze: bool) -> Result<(u64, u64)> {
-    match unit.kind {
-        UnitKind::Index | UnitKind::Keys | UnitKind::Refresh => {
-            for sql in &unit.sqls {
-                target::run(sql);
-            }
-            Ok((0, 0))
+    if unit.kind != UnitKind::Copy {
+        for sql in &unit.sqls {
+            target::run(sql);
         }
-        UnitKind::Copy => {
-            let (relid, _) = target::relation(&unit.schema, &unit.table).ok_or_else(|| {
-                CloneError::Internal(format!(
-                    "{} vanished after it was created",
-                    qualified(&unit.schema, &unit.table)
-                ))
-            })?;
-            let freeze = freeze && unit.freeze;
-            if freeze {
-                target::run(&format!(
-                    "TRUNCATE ONLY {}",
-                    qualified(&unit.schema, &unit.table)
-                ));
-            }
-            let mut reader = src.copy_out(&unit.copy_sql, false, encoding)?;
-            let rows = copy_into(
-                relid,
-                &unit.columns,
-                unit.binary,
-                freeze,
-                encoding,
-                &mut reader,
-            )?;
-            Ok((rows, reader.bytes))
-        }
+        return Ok((0, 0));
     }
+    let freeze = freeze && unit.freeze;
+    if freeze {
+        target::run(&format!(
+            "TRUNCATE ONLY {}",
+            qualified(&unit.schema, &unit.table)
+        ));
+    }
+    let to = Destination {
+        schema: &unit.schema,
+        name: &unit.table,
+        columns: &unit.columns,
+        binary: unit.binary,
+        freeze,
+    };
+    stream(src, &unit.copy_sql, false, &to, encoding)
 }
 
 /// "1.5 MB", for summaries.

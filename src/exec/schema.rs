@@ -653,7 +653,7 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
         spent: Vec::new(),
     };
     phases.mark("catalog");
-    let same_major = src.server_version_num / 10000 == target::server_version_num() / 10000;
+    let same_major = super::same_major(src);
     let p = Prepared {
         inv,
         table_scripts,
@@ -716,11 +716,7 @@ impl Prepared {
                     table: t.name.clone(),
                     columns: script.copy_columns.clone(),
                     filter: None,
-                    binary: self.same_major
-                        && t.columns
-                            .iter()
-                            .filter(|c| c.generated.is_none())
-                            .all(|c| c.binary_ok),
+                    binary: self.same_major && t.binary_copy_ok(),
                     pages: None,
                 });
                 // In groups that several workers can build at once when the

@@ -78,7 +78,7 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
         ));
     }
 
-    let same_major = src.server_version_num / 10000 == target::server_version_num() / 10000;
+    let same_major = super::same_major(&src);
     let copy_src = CopySource {
         schema: def.schema.clone(),
         table: def.name.clone(),
@@ -89,12 +89,7 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
             .map(|c| c.name.clone())
             .collect(),
         filter: opts.where_.clone(),
-        binary: same_major
-            && def
-                .columns
-                .iter()
-                .filter(|c| c.generated.is_none())
-                .all(|c| c.binary_ok),
+        binary: same_major && def.binary_copy_ok(),
         pages: None,
     };
     if let Some(probe) = copy_src.filter_probe_sql() {
