@@ -300,12 +300,7 @@ fn async_schema_call(
     options
         .check_scope(crate::exec::schema::scope_of(what))
         .or_raise();
-    let workers = jobs::workers_for(
-        options
-            .parallel
-            .map(|p| p.min(64) as i32)
-            .unwrap_or_else(|| jobs::DEFAULT_PARALLEL.get()),
-    );
+    let workers = jobs::workers_for(&options);
     let req = SchemaRequest {
         conninfo,
         schema,

@@ -123,10 +123,7 @@ impl JobRequest {
 /// Workers for a synchronous schema or database call: None = serial in the
 /// calling backend (parallel 1, or no preloaded library to run workers).
 pub fn pool_size(opts: &Options) -> Result<Option<i32>> {
-    let n = opts
-        .parallel
-        .map(|p| p.min(MAX_WORKERS as u32) as i32)
-        .unwrap_or_else(|| DEFAULT_PARALLEL.get());
+    let n = asked(opts);
     if n <= 1 {
         return Ok(None);
     }
@@ -136,12 +133,19 @@ pub fn pool_size(opts: &Options) -> Result<Option<i32>> {
         ));
         return Ok(None);
     }
-    Ok(Some(workers_for(n)))
+    Ok(Some(workers_for(opts)))
+}
+
+/// Workers the options ask for: `"parallel"`, else pgclone.default_parallel.
+fn asked(opts: &Options) -> i32 {
+    opts.parallel
+        .map(|p| p.min(MAX_WORKERS as u32) as i32)
+        .unwrap_or_else(|| DEFAULT_PARALLEL.get())
 }
 
 /// The worker count a job gets: what it asks, within pgclone.max_workers.
-pub fn workers_for(asked: i32) -> i32 {
-    asked.clamp(1, MAX_WORKERS_PER_JOB.get())
+pub fn workers_for(opts: &Options) -> i32 {
+    asked(opts).clamp(1, MAX_WORKERS_PER_JOB.get())
 }
 
 /// Run `f` with the privileges of the bootstrap superuser, as a SECURITY
@@ -177,23 +181,10 @@ fn my_database() -> u32 {
     unsafe { pg_sys::MyDatabaseId.to_u32() }
 }
 
-/// Ids of this database's jobs that have live processes (or are starting).
-fn live_jobs() -> Vec<i32> {
-    if !slots::available() {
-        return Vec::new();
-    }
-    let db = my_database();
-    let g = SLOTS.share();
-    g.s.iter()
-        .filter(|s| (s.state == STARTING || s.state == ACTIVE) && s.database == db)
-        .map(|s| s.job_id)
-        .collect()
-}
-
 /// Jobs the table says are running but that no process runs any more (the
 /// server restarted, or the coordinator was killed) are failed.
 fn reap() -> Result<()> {
-    let live = live_jobs();
+    let live: Vec<i32> = live_view().into_iter().map(|(id, _)| id).collect();
     as_owner(|| {
         Spi::run_with_args(
             "UPDATE pgclone.jobs SET status = 'failed', end_time = coalesce(end_time, clock_timestamp()), \
@@ -324,6 +315,12 @@ pub fn start(req: &JobRequest, conninfo: &str, waiter: bool) -> Result<(i32, usi
 
 /// Sleep on the latch, waking for interrupts (which are then handled).
 pub fn sleep_interruptibly(d: Duration) {
+    wait_latch(d);
+    crate::interrupts::check();
+}
+
+/// Wait on this process's latch for at most `d` (a signal sets it).
+pub fn wait_latch(d: Duration) {
     // SAFETY: WaitLatch on our own latch, as any backend waits.
     unsafe {
         pg_sys::WaitLatch(
@@ -334,7 +331,6 @@ pub fn sleep_interruptibly(d: Duration) {
         );
         pg_sys::ResetLatch(pg_sys::MyLatch);
     }
-    crate::interrupts::check();
 }
 
 /// Start a job and return its id (the `*_async` functions).
@@ -582,8 +578,8 @@ fn fetch_rows(job_id: Option<i32>, with_tables: bool) -> Result<Vec<RawRow>> {
     serde_json::from_str(&text).map_err(|e| CloneError::Internal(format!("job state: {e}")))
 }
 
-/// Live numbers: bytes the workers have read but not yet committed, and
-/// whether a job the table calls running still has processes.
+/// This database's jobs that have live processes (or are starting), with
+/// the bytes their workers have read but not yet committed.
 fn live_view() -> Vec<(i32, i64)> {
     if !slots::available() {
         return Vec::new();

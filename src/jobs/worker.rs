@@ -173,19 +173,11 @@ fn my_pid() -> i32 {
 /// Wait on the latch; only a termination request is acted on here (the
 /// coordinator watches the slot's flags instead of taking a cancel ERROR
 /// outside a transaction).
-fn nap(ms: i64) {
-    // SAFETY: WaitLatch on our own latch.
-    unsafe {
-        pg_sys::WaitLatch(
-            pg_sys::MyLatch,
-            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-            ms as std::ffi::c_long,
-            pg_sys::PG_WAIT_EXTENSION,
-        );
-        pg_sys::ResetLatch(pg_sys::MyLatch);
-        if pg_sys::ProcDiePending != 0 {
-            pgrx::check_for_interrupts!();
-        }
+fn nap(ms: u64) {
+    super::wait_latch(Duration::from_millis(ms));
+    // SAFETY: reads a flag the signal handler sets.
+    if unsafe { pg_sys::ProcDiePending } != 0 {
+        pgrx::check_for_interrupts!();
     }
 }
 
