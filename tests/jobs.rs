@@ -51,6 +51,17 @@ fn source(env: &Env) {
     *ready = true;
 }
 
+/// The one value of a one-row, one-column query.
+fn one<T: postgres::types::FromSqlOwned>(
+    c: &mut Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> T {
+    c.query_one(sql, params)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get(0)
+}
+
 fn target(env: &Env, db: &str) -> Client {
     empty_target(env, db);
     env.client(env.tgt_port, db)
@@ -104,6 +115,15 @@ fn copying_big(c: &mut Client, job: i32) {
     wait_until(c, job, "copying app.big", Duration::from_secs(120), |s| {
         s.1.as_deref().unwrap_or("").contains("big") && s.2 > 0
     });
+}
+
+/// A fresh target `db` with a job started by `sql`, caught copying app.big.
+fn job_copying_big(env: &Env, db: &str, sql: &str) -> (Client, i32) {
+    source(env);
+    let mut c = target(env, db);
+    let job = start(&mut c, sql, env);
+    copying_big(&mut c, job);
+    (c, job)
 }
 
 fn big_copy_units(c: &mut Client, job: i32) -> Vec<String> {
@@ -224,11 +244,11 @@ fn async_job_completes_with_progress_and_summary() {
     );
     assert!(r.get::<_, bool>(6));
     // progress(): per-phase and per-table figures, readable from SQL.
-    let p: serde_json::Value = serde_json::from_str(
-        &c.query_one("SELECT pgclone.progress($1)", &[&job])
-            .unwrap()
-            .get::<_, String>(0),
-    )
+    let p: serde_json::Value = serde_json::from_str(&one::<String>(
+        &mut c,
+        "SELECT pgclone.progress($1)",
+        &[&job],
+    ))
     .unwrap();
     for key in [
         "catalog_s",
@@ -272,18 +292,13 @@ fn async_job_completes_with_progress_and_summary() {
     let (pages, visible): (i32, i32) = (r.get(0), r.get(1));
     assert!(pages > 0 && visible == pages, "{visible} of {pages}");
     // Finished jobs can be cleared; the secret goes with them.
-    let cleared: i64 = c
-        .query_one("SELECT pgclone.clear_jobs()", &[])
-        .unwrap()
-        .get(0);
+    let cleared: i64 = one(&mut c, "SELECT pgclone.clear_jobs()", &[]);
     assert!(cleared >= 1);
-    let left: i64 = c
-        .query_one(
-            "SELECT (SELECT count(*) FROM pgclone.jobs) + (SELECT count(*) FROM pgclone.job_secrets)",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let left: i64 = one(
+        &mut c,
+        "SELECT (SELECT count(*) FROM pgclone.jobs) + (SELECT count(*) FROM pgclone.job_secrets)",
+        &[],
+    );
     assert_eq!(left, 0);
 }
 
@@ -291,19 +306,13 @@ fn async_job_completes_with_progress_and_summary() {
 fn cancel_stops_mid_copy_and_resume_completes() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
-    source(&env);
-    let mut c = target(&env, "jobs_cancel");
-    let job = start(
-        &mut c,
-        "SELECT pgclone.schema_async($1, 'app', true, '{\"parallel\": 2}')",
+    let (mut c, job) = job_copying_big(
         &env,
+        "jobs_cancel",
+        "SELECT pgclone.schema_async($1, 'app', true, '{\"parallel\": 2}')",
     );
-    copying_big(&mut c, job);
     let asked = Instant::now();
-    let cancelled: bool = c
-        .query_one("SELECT pgclone.cancel($1)", &[&job])
-        .unwrap()
-        .get(0);
+    let cancelled: bool = one(&mut c, "SELECT pgclone.cancel($1)", &[&job]);
     assert!(cancelled);
     let (status, ..) = wait_until(&mut c, job, "cancelled", Duration::from_secs(10), |s| {
         s.0 != "running"
@@ -316,30 +325,19 @@ fn cancel_stops_mid_copy_and_resume_completes() {
     );
     // Stopped mid-COPY: the big table is not done, and holds no rows.
     assert_eq!(big_copy_units(&mut c, job), ["pending"]);
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM app.big", &[])
-        .unwrap()
-        .get(0);
+    let rows: i64 = one(&mut c, "SELECT count(*) FROM app.big", &[]);
     assert_eq!(rows, 0);
-    let workers: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pgclone%'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let workers: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pgclone%'",
+        &[],
+    );
     assert_eq!(workers, 0, "no pgclone process is left");
     // cancel of a job that no longer runs says so
-    let again: bool = c
-        .query_one("SELECT pgclone.cancel($1)", &[&job])
-        .unwrap()
-        .get(0);
+    let again: bool = one(&mut c, "SELECT pgclone.cancel($1)", &[&job]);
     assert!(!again);
 
-    let next: i32 = c
-        .query_one("SELECT pgclone.resume($1)", &[&job])
-        .unwrap()
-        .get(0);
+    let next: i32 = one(&mut c, "SELECT pgclone.resume($1)", &[&job]);
     assert_ne!(next, job);
     let (status, _, _, err) = finished(&mut c, next);
     assert_eq!(status, "completed", "{err:?}");
@@ -354,25 +352,14 @@ fn cancel_stops_mid_copy_and_resume_completes() {
 fn killed_worker_fails_the_job_and_resume_completes() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
-    source(&env);
-    let mut c = target(&env, "jobs_kill");
-    let job = start(
-        &mut c,
-        "SELECT pgclone.database_async($1, true, '{\"parallel\": 2}')",
+    let (mut c, job) = job_copying_big(
         &env,
+        "jobs_kill",
+        "SELECT pgclone.database_async($1, true, '{\"parallel\": 2}')",
     );
-    copying_big(&mut c, job);
-    let pid: i32 = c
-        .query_one(
-            "SELECT worker_pid FROM pgclone.job_units WHERE job_id = $1 AND table_name = 'big' AND status = 'running'",
-            &[&job],
-        )
-        .unwrap()
-        .get(0);
-    let killed: bool = c
-        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
-        .unwrap()
-        .get(0);
+    let pid: i32 = one(&mut c, "SELECT worker_pid FROM pgclone.job_units WHERE job_id = $1 AND table_name = 'big' AND status = 'running'",
+            &[&job], );
+    let killed: bool = one(&mut c, "SELECT pg_terminate_backend($1)", &[&pid]);
     assert!(killed);
     let (status, _, _, err) = wait_until(&mut c, job, "failed", Duration::from_secs(30), |s| {
         s.0 != "running"
@@ -382,10 +369,7 @@ fn killed_worker_fails_the_job_and_resume_completes() {
     assert!(err.contains("terminat") || err.contains("ended"), "{err}");
     assert_eq!(big_copy_units(&mut c, job), ["pending"]);
 
-    let next: i32 = c
-        .query_one("SELECT pgclone.resume($1)", &[&job])
-        .unwrap()
-        .get(0);
+    let next: i32 = one(&mut c, "SELECT pgclone.resume($1)", &[&job]);
     let (status, _, _, err) = finished(&mut c, next);
     assert_eq!(status, "completed", "{err:?}");
     env.assert_same_database(SRC, "jobs_kill", &[]);
@@ -395,14 +379,11 @@ fn killed_worker_fails_the_job_and_resume_completes() {
 fn server_restart_mid_job_shows_failed_and_resume_completes() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
-    source(&env);
-    let mut c = target(&env, "jobs_restart");
-    let job = start(
-        &mut c,
-        "SELECT pgclone.database_async($1, true, '{\"parallel\": 2}')",
+    let (c, job) = job_copying_big(
         &env,
+        "jobs_restart",
+        "SELECT pgclone.database_async($1, true, '{\"parallel\": 2}')",
     );
-    copying_big(&mut c, job);
     drop(c);
     let data = std::env::var("PGCLONE_IT_TGT_DATA").expect("PGCLONE_IT_TGT_DATA");
     let log = std::env::var("PGCLONE_IT_TGT_LOG").expect("PGCLONE_IT_TGT_LOG");
@@ -421,15 +402,13 @@ fn server_restart_mid_job_shows_failed_and_resume_completes() {
     let (status, _, _, err) = state(&mut c, job);
     assert_eq!(status, "failed");
     assert!(err.unwrap_or_default().contains("interrupted"));
-    let next: i32 = c
-        .query_one("SELECT pgclone.resume($1)", &[&job])
-        .unwrap()
-        .get(0);
+    let next: i32 = one(&mut c, "SELECT pgclone.resume($1)", &[&job]);
     // The restart put the failure in the table itself.
-    let stored: String = c
-        .query_one("SELECT status FROM pgclone.jobs WHERE job_id = $1", &[&job])
-        .unwrap()
-        .get(0);
+    let stored: String = one(
+        &mut c,
+        "SELECT status FROM pgclone.jobs WHERE job_id = $1",
+        &[&job],
+    );
     assert_eq!(stored, "failed");
     let (status, _, _, err) = finished(&mut c, next);
     assert_eq!(status, "completed", "{err:?}");
@@ -490,22 +469,17 @@ fn table_async_and_synchronous_parallel_calls() {
     assert_eq!(r.get::<_, String>(0), "table");
     assert_eq!(r.get::<_, String>(1), "child_copy");
     assert_eq!(r.get::<_, i64>(2), 20_000);
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM app.child_copy", &[])
-        .unwrap()
-        .get(0);
+    let n: i64 = one(&mut c, "SELECT count(*) FROM app.child_copy", &[]);
     assert_eq!(n, 20_000);
 
     // A synchronous call with parallel runs through the pool and returns the summary.
     empty_target(&env, "jobs_sync_db");
     let mut d = env.client(env.tgt_port, "jobs_sync_db");
-    let summary: String = d
-        .query_one(
-            "SELECT pgclone.database($1, true, '{\"parallel\": 2}')",
-            &[&env.src_conninfo(SRC)],
-        )
-        .unwrap()
-        .get(0);
+    let summary: String = one(
+        &mut d,
+        "SELECT pgclone.database($1, true, '{\"parallel\": 2}')",
+        &[&env.src_conninfo(SRC)],
+    );
     assert!(summary.contains("2 workers"), "{summary}");
     env.assert_same_database(SRC, "jobs_sync_db", &[]);
 
@@ -525,10 +499,7 @@ fn table_async_and_synchronous_parallel_calls() {
         "{err:?}"
     );
     t.batch_execute("RESET statement_timeout").unwrap();
-    let job: i32 = t
-        .query_one("SELECT max(job_id) FROM pgclone.jobs", &[])
-        .unwrap()
-        .get(0);
+    let job: i32 = one(&mut t, "SELECT max(job_id) FROM pgclone.jobs", &[]);
     let (status, ..) = wait_until(&mut t, job, "cancelled", Duration::from_secs(10), |s| {
         s.0 != "running"
     });
@@ -564,37 +535,28 @@ fn bad_job_input_is_refused_before_a_job_starts() {
         let (got, msg) = expect_error(&mut c, sql);
         assert_eq!(got, code, "{sql}: {msg}");
     }
-    let jobs: i64 = c
-        .query_one("SELECT count(*) FROM pgclone.jobs", &[])
-        .unwrap()
-        .get(0);
+    let jobs: i64 = one(&mut c, "SELECT count(*) FROM pgclone.jobs", &[]);
     assert_eq!(jobs, 0, "no job was recorded");
     // A schema missing on the source fails the job, which creates nothing.
-    let job: i32 = c
-        .query_one(
-            "SELECT pgclone.schema_async($1, 'no_such_schema')",
-            &[&env.src_conninfo("postgres")],
-        )
-        .unwrap()
-        .get(0);
+    let job: i32 = one(
+        &mut c,
+        "SELECT pgclone.schema_async($1, 'no_such_schema')",
+        &[&env.src_conninfo("postgres")],
+    );
     let (status, _, _, err) = finished(&mut c, job);
     assert_eq!(status, "failed");
     assert!(err.unwrap_or_default().contains("no_such_schema"));
-    let code: Option<String> = c
-        .query_one(
-            "SELECT error_sqlstate FROM pgclone.jobs WHERE job_id = $1",
-            &[&job],
-        )
-        .unwrap()
-        .get(0);
+    let code: Option<String> = one(
+        &mut c,
+        "SELECT error_sqlstate FROM pgclone.jobs WHERE job_id = $1",
+        &[&job],
+    );
     assert_eq!(code.as_deref(), Some("3F000"));
-    assert!(!c
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'no_such_schema')",
-            &[]
-        )
-        .unwrap()
-        .get::<_, bool>(0));
+    assert!(!one::<bool>(
+        &mut c,
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'no_such_schema')",
+        &[]
+    ));
 }
 
 /// Every object kind of the hard fixture, through the worker path: keys
