@@ -9,11 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./common.sh
-# The target preloads the library: a new build goes to a new file (the old
-# one removed first, not overwritten under the running server, which would
-# crash it), then a restart loads it.
-rm -f "$(/usr/bin/pg_config --pkglibdir)/pgclone.so"
-(cd .. && cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null)
+# The target preloads the library: the new build goes to a new file, then a
+# restart loads it.
+../scripts/install-ext.sh --release
 ./cluster.sh start >/dev/null
 loaded=$(psql_port "$TGT_PORT" -d postgres -Atc "SHOW shared_preload_libraries")
 if [[ ",$loaded," != *",pgclone,"* ]]; then

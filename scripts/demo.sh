@@ -11,10 +11,7 @@ PAGILA=${PAGILA:-../shared/fixtures/pagila/pagila-schema-pg15.sql}
 [[ -f $PAGILA ]] || { echo "demo: $PAGILA not found (set PAGILA=...)" >&2; exit 1; }
 
 ./scripts/setup.sh
-# A server that preloads pgclone crashes if its library file is overwritten
-# in place: remove it first, so the new build is a new file.
-rm -f "$(pg_config --pkglibdir)/pgclone.so"
-cargo pgrx install --release --pg-config /usr/bin/pg_config >/dev/null
+./scripts/install-ext.sh --release
 export PGCLONE_IT_DIR=${PGCLONE_IT_DIR:-/tmp/pgclone-demo}
 ./scripts/clusters.sh reset >/dev/null
 set -a

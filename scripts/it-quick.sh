@@ -6,10 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PGCLONE_IT_DIR=${PGCLONE_IT_DIR:-/tmp/pgclone-it}
-# A server that preloads pgclone crashes if its library file is overwritten
-# in place: remove it first, so the new build is a new file.
-rm -f "$(pg_config --pkglibdir)/pgclone.so"
-cargo pgrx install --pg-config /usr/bin/pg_config >/dev/null
+./scripts/install-ext.sh
 ./scripts/clusters.sh start >/dev/null
 runuser -u postgres -- env -u RUST_BACKTRACE "$(pg_config --bindir)/pg_ctl" restart -w \
     -D "$PGCLONE_IT_DIR/tgt/data" -l "$PGCLONE_IT_DIR/tgt/server.log" >/dev/null

@@ -22,14 +22,11 @@ chown postgres: "$PGRX_DATA"
 cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_DATA/pg15"
 
 echo "== integration tests"
-# A server that preloads pgclone crashes if its library file is overwritten
-# in place: remove it first, so the new build is a new file.
-rm -f "$(pg_config --pkglibdir)/pgclone.so"
-cargo pgrx install --pg-config /usr/bin/pg_config >/dev/null
+./scripts/install-ext.sh
 export PGCLONE_IT_DIR=${PGCLONE_IT_DIR:-/tmp/pgclone-it-$$}
 trap './scripts/clusters.sh stop >/dev/null 2>&1 || true; rm -rf "$PGCLONE_IT_DIR"' EXIT
 ./scripts/clusters.sh reset
 set -a
 eval "$(./scripts/clusters.sh env)"
 set +a
-cargo test --features integration --test table_clone --test bad_input --test schema_clone --test dependency_cases --test jobs
+cargo test --features integration --test table_clone --test bad_input --test schema_clone --test dependency_cases --test jobs --test install
