@@ -36,8 +36,11 @@ fn reinstall_under_a_running_server_keeps_it_up() {
         .expect("the session from before the install was lost")
         .get(0);
     assert_eq!(still, pid);
-    // Background workers load the library file anew: a job still runs.
-    let jobs: String = before.query_one("SELECT pgclone.jobs()", &[]).unwrap().get(0);
+    // The session goes on using pgclone.
+    let jobs: String = before
+        .query_one("SELECT pgclone.jobs()", &[])
+        .unwrap()
+        .get(0);
     assert!(jobs.starts_with('['), "{jobs}");
     let mut after = env.client(env.tgt_port, "install_t");
     let v2: String = after
