@@ -26,6 +26,10 @@ pub enum CloneError {
     #[error("source server: {message}")]
     Source { sqlstate: String, message: String },
 
+    /// This server's own session (database_create's loopback) failed.
+    #[error("local server: {message}")]
+    Local { sqlstate: String, message: String },
+
     /// A `where` filter that is not a single read-only boolean expression.
     #[error("invalid \"where\" filter: {0}")]
     InvalidFilter(String),
@@ -51,6 +55,14 @@ pub enum CloneError {
     #[error("pgclone was cancelled")]
     Cancelled,
 
+    /// No job of this id that the caller may see.
+    #[error("there is no job {0}")]
+    NoJob(i32),
+
+    /// The job is not in a state that allows what was asked.
+    #[error("{0}")]
+    JobState(String),
+
     #[error("{0}")]
     Internal(String),
 
@@ -68,6 +80,7 @@ impl CloneError {
             CloneError::InvalidConninfo(_) => "22023",
             CloneError::Connect(_) => "08001",
             CloneError::Source { sqlstate, .. } => sqlstate.as_str(),
+            CloneError::Local { sqlstate, .. } => sqlstate.as_str(),
             CloneError::InvalidFilter(_) => "22023",
             CloneError::UndefinedSchema(_) => "3F000",
             CloneError::UndefinedTable(_) => "42P01",
@@ -76,6 +89,8 @@ impl CloneError {
             CloneError::NotSupported(_) => "0A000",
             CloneError::Permission(_) => "42501",
             CloneError::Cancelled => "57014",
+            CloneError::NoJob(_) => "22023",
+            CloneError::JobState(_) => "55000",
             CloneError::Internal(_) => "XX000",
             CloneError::Job { sqlstate, .. } => sqlstate.as_str(),
         }
@@ -87,11 +102,15 @@ impl CloneError {
         let Some(secret) = secret.filter(|s| !s.is_empty()) else {
             return self;
         };
-        let clean = |s: String| s.replace(secret, "********");
+        let clean = |s: String| scrub_text(&s, secret);
         match self {
             CloneError::InvalidConninfo(m) => CloneError::InvalidConninfo(clean(m)),
             CloneError::Connect(m) => CloneError::Connect(clean(m)),
             CloneError::Source { sqlstate, message } => CloneError::Source {
+                sqlstate,
+                message: clean(message),
+            },
+            CloneError::Local { sqlstate, message } => CloneError::Local {
                 sqlstate,
                 message: clean(message),
             },
@@ -104,6 +123,38 @@ impl CloneError {
             other => other,
         }
     }
+}
+
+/// `text` with `secret` masked. A password of eight or more characters is
+/// masked wherever it appears; a shorter one only where it stands as a word
+/// of its own, so that a one-letter password does not mangle every word that
+/// contains the letter. pgclone's own messages never carry the password (a
+/// conninfo is only ever shown redacted); this is for text a server or a
+/// library sends back.
+pub fn scrub_text(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(secret) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + secret.len()..].chars().next();
+        // Part of a longer word on either side: not the password standing alone.
+        let joined = (word(before) && word(secret.chars().next()))
+            || (word(after) && word(secret.chars().next_back()));
+        let whole = secret.chars().count() >= 8 || !joined;
+        out.push_str(&rest[..at]);
+        if whole {
+            out.push_str("********");
+        } else {
+            out.push_str(secret);
+        }
+        rest = &rest[at + secret.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// PostgreSQL packs a SQLSTATE into an int six bits per character (MAKE_SQLSTATE).
@@ -146,6 +197,20 @@ mod unit {
         let msg = e.scrub(Some("s3cr3t")).to_string();
         assert!(!msg.contains("s3cr3t"), "{msg}");
         assert!(msg.contains("********"));
+    }
+
+    #[test]
+    fn short_passwords_are_scrubbed_as_words_only() {
+        let e = CloneError::Connect("unexpected message: x (user x)".into());
+        let msg = e.scrub(Some("x")).to_string();
+        assert_eq!(
+            msg,
+            "could not connect to the source server: unexpected message: ******** (user ********)"
+        );
+        assert_eq!(scrub_text("p4ss=p4ss;", "p4ss"), "********=********;");
+        assert_eq!(scrub_text("bypass", "pass"), "bypass");
+        // long secrets go wherever they are
+        assert_eq!(scrub_text("xxs3cr3t-pw!xx", "s3cr3t-pw!"), "xx********xx");
     }
 
     #[test]

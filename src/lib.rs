@@ -28,10 +28,17 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["bootstrap"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
-/// Settings first, then shared memory for jobs (only while the server
-/// preloads the library: without it, calls run serially in the session).
+/// Errors never carry Rust backtraces; then settings, then shared memory for
+/// jobs (only while the server preloads the library: without it, calls run
+/// serially in the session).
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx puts a captured backtrace in the DETAIL of an ERROR, and capture
+    // follows RUST_BACKTRACE in the server's environment: users must see
+    // their error, not our stack. RUST_LIB_BACKTRACE takes precedence over
+    // RUST_BACKTRACE for captured backtraces; panics still honour the latter.
+    // SAFETY: a backend is single-threaded while it loads a library.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     jobs::init();
 }
 

@@ -100,7 +100,8 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
             continue;
         }
         if c == '-' && ch(i + 1) == Some('-') {
-            while i < n && b[i].1 != '\n' {
+            // The server's scanner ends a comment at a carriage return too.
+            while i < n && b[i].1 != '\n' && b[i].1 != '\r' {
                 i += 1;
             }
             continue;
@@ -288,6 +289,11 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
 /// parentheses pgclone wraps it in: balanced brackets that never close more
 /// than they opened, no statement separator, nothing unterminated.
 pub fn check_filter(filter: &str) -> Result<(), String> {
+    // A NUL ends the statement text on the way to the server: what follows
+    // would be cut off, and the server would see another statement.
+    if filter.contains('\0') {
+        return Err("a filter must not contain a NUL character".into());
+    }
     let toks = tokenize(filter).map_err(|e| e.to_string())?;
     if toks.is_empty() {
         return Err("the filter is empty".into());
@@ -391,6 +397,9 @@ mod unit {
             "(a",
             "a /* open",
             "'open",
+            // the server ends a -- comment at a carriage return
+            "true --\r) UNION SELECT 1 WHERE (true",
+            "true\0) UNION SELECT 1 WHERE (true",
             "",
             "   ",
         ] {

@@ -65,8 +65,10 @@ pub fn local_defaults() -> LocalDefaults {
 }
 
 /// Parse the caller's conninfo and fill it in for this server. A caller who is
-/// not a superuser must authenticate with a password over TCP: the server's
-/// own OS identity (peer authentication on the socket) must not be lent out.
+/// not a superuser must authenticate with a password over TCP (the server's
+/// own OS identity, through peer authentication on the socket, is not lent
+/// out), and may name no file on this server's disk, except under the
+/// directory `pgclone.ssl_dir` a superuser set aside for certificates.
 pub fn resolve_conninfo(text: &str) -> Result<ConnInfo> {
     let info = ConnInfo::parse(text)?;
     let full = with_local_defaults(&info, &local_defaults());
@@ -77,8 +79,66 @@ pub fn resolve_conninfo(text: &str) -> Result<ConnInfo> {
                 "a caller who is not a superuser must give a password and a TCP host in the conninfo".into(),
             ));
         }
+        for key in ["sslrootcert", "sslcert", "sslkey"] {
+            let Some(path) = full.get(key) else { continue };
+            if key == "sslrootcert" && path == "system" {
+                continue;
+            }
+            if !file_allowed(path, crate::jobs::ssl_dir().as_deref()) {
+                return Err(CloneError::Permission(format!(
+                    "{key}: only superusers may name files on this server{}",
+                    match crate::jobs::ssl_dir() {
+                        Some(d) => format!(" outside pgclone.ssl_dir ({d})"),
+                        None => String::new(),
+                    }
+                )));
+            }
+        }
     }
     Ok(full)
+}
+
+/// Whether a non-superuser may name `path`: only a plain absolute path
+/// inside `dir`, also once symbolic links are resolved. Nothing is said
+/// about files outside it, so no caller learns what exists there.
+pub fn file_allowed(path: &str, dir: Option<&str>) -> bool {
+    let Some(dir) = dir.filter(|d| d.starts_with('/')) else {
+        return false;
+    };
+    let inside = |p: &std::path::Path, d: &std::path::Path| {
+        p.is_absolute()
+            && p.starts_with(d)
+            && p != d
+            && !p
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+    };
+    let (p, d) = (std::path::Path::new(path), std::path::Path::new(dir));
+    if !inside(p, d) {
+        return false;
+    }
+    match (std::fs::canonicalize(p), std::fs::canonicalize(d)) {
+        (Ok(rp), Ok(rd)) => inside(&rp, &rd),
+        // Missing inside the directory: the TLS layer says so, which tells
+        // nothing about the rest of the disk.
+        _ => true,
+    }
+}
+
+/// Connect to the source named by the caller's conninfo, under the rules of
+/// `resolve_conninfo`, and hold a non-superuser to them once connected: a
+/// server that let us in without asking for the password (`trust`) would
+/// lend its own identity, as dblink and postgres_fdw also refuse.
+pub fn connect_source(text: &str, setup_sql: &str) -> Result<crate::conn::SourceConn> {
+    let info = resolve_conninfo(text)?;
+    let src = crate::conn::SourceConn::connect(&info, setup_sql)?;
+    if !is_superuser() && !src.password_used {
+        return Err(CloneError::Permission(
+            "the source server did not ask for the password (trust or peer authentication);              a caller who is not a superuser may only connect with a password the server checks"
+                .into(),
+        ));
+    }
+    Ok(src)
 }
 
 pub fn server_version_num() -> i32 {
@@ -295,4 +355,210 @@ pub fn database_encoding() -> String {
             .to_string_lossy()
             .into_owned()
     }
+}
+
+/// The extension a schema belongs to, if any: the schema an installed
+/// extension's control file names (pgclone's own `pgclone`), or a schema
+/// that is itself a member of an extension. Nothing may be written into it,
+/// nor may it be dropped or renamed.
+pub fn owning_extension(schema: &str) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT x.extname::text FROM pg_catalog.pg_extension x \
+           JOIN pg_catalog.pg_available_extension_versions v ON v.name = x.extname AND v.version = x.extversion \
+          WHERE v.schema = $1 \
+         UNION ALL \
+         SELECT x.extname::text FROM pg_catalog.pg_depend d \
+           JOIN pg_catalog.pg_namespace n ON n.oid = d.objid \
+           JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
+          WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.deptype = 'e' AND n.nspname = $1 \
+         LIMIT 1",
+        &[schema.into()],
+    )
+    .ok()
+    .flatten()
+}
+
+/// Extensions installed in a schema (their objects would go with a DROP
+/// SCHEMA ... CASCADE, or move with a rename).
+pub fn extensions_in(schema: &str) -> Vec<String> {
+    let names = name_set(
+        "SELECT x.extname::text FROM pg_catalog.pg_extension x \
+           JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace WHERE n.nspname = $1",
+        schema,
+    );
+    let mut v: Vec<String> = names.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// Refuse to write into a schema that belongs to an extension.
+pub fn guard_write(schema: &str) -> Result<()> {
+    match owning_extension(schema) {
+        Some(ext) => Err(CloneError::Permission(format!(
+            "schema {} belongs to extension {} on the target: pgclone does not write into it \
+             (leave it out, or clone it under another name)",
+            crate::sqltext::quote_ident(schema),
+            crate::sqltext::quote_ident(&ext)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuse to drop or rename a schema that belongs to an extension or holds one.
+pub fn guard_drop_schema(schema: &str) -> Result<()> {
+    guard_write(schema)?;
+    let exts = extensions_in(schema);
+    if exts.is_empty() {
+        return Ok(());
+    }
+    Err(CloneError::Permission(format!(
+        "schema {} holds the extension(s) {} on the target: pgclone does not drop or rename it",
+        crate::sqltext::quote_ident(schema),
+        exts.join(", ")
+    )))
+}
+
+/// The extension a relation is a member of, if any.
+pub fn relation_extension(relid: pg_sys::Oid) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT x.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
+          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1 AND d.deptype = 'e' LIMIT 1",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+}
+
+/// Run `f` as `role` in a security-restricted context (as PostgreSQL itself
+/// runs index builds and materialized view refreshes as their owner), so
+/// the code of a cloned object runs with its owner's rights, never the
+/// caller's. `None` runs `f` as the caller. Only a role the current user
+/// may act as is taken: a superuser, or a member with its privileges.
+pub fn as_role<R>(role: Option<&str>, f: impl FnOnce() -> R) -> Result<R> {
+    let Some(role) = role else { return Ok(f()) };
+    let name = CString::new(role)
+        .map_err(|_| CloneError::Internal(format!("role name {role:?} has a NUL")))?;
+    // SAFETY: catalog look-ups on the backend thread.
+    let (oid, allowed) = unsafe {
+        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+        let allowed = oid != pg_sys::InvalidOid
+            && (pg_sys::superuser() || pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid));
+        (oid, allowed)
+    };
+    if !allowed {
+        return Err(CloneError::Permission(format!(
+            "the clone would run as role {}, which the current role may not act as",
+            crate::sqltext::quote_ident(role)
+        )));
+    }
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: puts back what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let mut uid = pg_sys::InvalidOid;
+    let mut ctx: i32 = 0;
+    // SAFETY: the switch PostgreSQL makes for a security-restricted operation.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+        pg_sys::SetUserIdAndSecContext(
+            oid,
+            ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = Restore(uid, ctx);
+    Ok(f())
+}
+
+/// Serialise the creation of a schema of this name among pgclone sessions
+/// (until the end of the transaction): two clones making the same missing
+/// schema at once would otherwise meet a unique violation in pg_namespace.
+pub fn lock_schema_name(schema: &str) {
+    // The first key marks the lock as pgclone's; the second is the name's.
+    let r = Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock(1885823843, pg_catalog.hashtext($1))",
+        &[schema.into()],
+    );
+    if let Err(e) = r {
+        crate::error_report::raise(CloneError::Internal(format!("schema lock: {e}")));
+    }
+}
+
+/// Extensions installed in this database.
+pub fn installed_extensions() -> HashSet<String> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT extname::text FROM pg_catalog.pg_extension",
+            None,
+            &[],
+        )?;
+        let mut out = HashSet::new();
+        for row in rows {
+            if let Some(n) = row.get::<String>(1)? {
+                out.insert(n);
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
+}
+
+thread_local! {
+    /// The caller's statement text with the password hidden, kept alive for
+    /// as long as the server may print it.
+    static SHOWN: std::cell::RefCell<Option<CString>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Hide the conninfo's password in what the server shows of the caller's
+/// statement: pg_stat_activity.query while it runs, and the STATEMENT line
+/// of the log if it fails. (A caller who passes the conninfo as a query
+/// parameter never has it in the text at all; log_statement logs the text
+/// before pgclone runs, so it can hide nothing there.)
+pub fn conceal_statement(conninfo: &str) {
+    let Ok(info) = ConnInfo::parse(conninfo) else {
+        return;
+    };
+    let Some(password) = info
+        .password()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+    else {
+        return;
+    };
+    // SAFETY: the text of the statement being run, or NULL.
+    let text = unsafe { pg_sys::debug_query_string };
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: a NUL-terminated string owned by the server for this statement.
+    let query = unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned();
+    let redacted = info.redacted();
+    let mut hidden = query.clone();
+    for form in [conninfo.to_string(), conninfo.replace('\'', "''")] {
+        hidden = hidden.replace(&form, &redacted);
+    }
+    for form in [password.clone(), password.replace('\'', "''")] {
+        hidden = crate::error::scrub_text(&hidden, &form);
+    }
+    if hidden == query {
+        return;
+    }
+    let Ok(c) = CString::new(hidden) else { return };
+    SHOWN.with(|s| {
+        let mut s = s.borrow_mut();
+        *s = Some(c);
+        if let Some(c) = s.as_ref() {
+            // SAFETY: `c` lives in SHOWN until the next concealed statement;
+            // the server resets debug_query_string at its next statement.
+            unsafe {
+                pg_sys::debug_query_string = c.as_ptr();
+                pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, c.as_ptr());
+            }
+        }
+    });
 }

@@ -171,7 +171,7 @@ pub fn create_and_clone(
         ));
     }
     let info = target::resolve_conninfo(conninfo)?;
-    let src = SourceConn::connect(&info, &session_setup_sql("UTF8", "1min"))?;
+    let src = target::connect_source(conninfo, &session_setup_sql("UTF8", "1min"))?;
     let shape = read_shape(&src)?;
     drop(src);
 
@@ -186,7 +186,7 @@ pub fn create_and_clone(
     lb.set("user", &local.user);
     lb.set("dbname", &target::current_database());
     lb.set("application_name", "pgclone database_create");
-    let loopback = SourceConn::connect(&lb, "").map_err(|e| {
+    let loopback = SourceConn::connect_local(&lb, "").map_err(|e| {
         CloneError::Connect(format!(
             "database_create needs a session of its own on this server (through {}, as \"{}\"): {e}",
             local.socket_dir.as_deref().unwrap_or("127.0.0.1"),
@@ -211,7 +211,7 @@ pub fn create_and_clone(
     }
     let result = (|| -> Result<String> {
         lb.set("dbname", target_db);
-        let inside = SourceConn::connect(&lb, "")?;
+        let inside = SourceConn::connect_local(&lb, "")?;
         inside.batch("CREATE EXTENSION IF NOT EXISTS pgclone")?;
         keep_out_of_the_log(&inside)?;
         let row = inside.query_one(
