@@ -42,6 +42,8 @@ impl CopySource {
             );
         }
         match &self.filter {
+            // A table of no columns (legal) has no column list to give.
+            None if cols.is_empty() => format!("COPY {rel} TO STDOUT{format}"),
             None => format!("COPY {rel} ({}) TO STDOUT{format}", cols.join(", ")),
             Some(f) => format!(
                 "COPY (SELECT {} FROM ONLY {rel} WHERE (\n{f}\n)) TO STDOUT{format}",

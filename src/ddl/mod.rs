@@ -2,6 +2,7 @@
 
 pub mod objects;
 pub mod table;
+pub mod undo;
 
 use crate::catalog::AclEntry;
 use crate::sqltext::{quote_ident, quote_literal};

@@ -12,11 +12,15 @@ pub struct Roles<'a> {
     pub can_own: &'a dyn Fn(&str) -> bool,
 }
 
-/// Statements for one object: `create` makes it, `after` gives it its owner,
-/// grants and comments once everything exists.
+/// Statements for one object: `create` makes it and gives it its owner,
+/// `grants` its privileges once every object exists (before any data, so
+/// code that runs as an owner during the data stage, a materialized view's
+/// query at refresh, has the privileges it has on the source), `after` its
+/// comments and the rest once everything exists.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ObjScript {
     pub create: Vec<String>,
+    pub grants: Vec<String>,
     pub after: Vec<String>,
     pub missing_roles: Vec<String>,
     pub notices: Vec<String>,
@@ -38,13 +42,29 @@ impl ObjScript {
     ) {
         let assignable = (roles.exists)(owner) && (roles.can_own)(owner);
         if assignable {
-            self.after
-                .push(format!("ALTER {alter} OWNER TO {}", quote_ident(owner)));
+            // A new object gets its owner right after it is made, as pg_dump
+            // does, so whatever the server later runs on its behalf (a
+            // materialized view's query at refresh) runs as that owner, never
+            // as the caller. An object that was there already keeps its
+            // owner until the clone completes.
+            let owner_sql = format!("ALTER {alter} OWNER TO {}", quote_ident(owner));
+            if self.create.is_empty() {
+                self.after.push(owner_sql);
+            } else {
+                self.create.push(owner_sql);
+            }
         } else if !(roles.exists)(owner) {
             self.missing_roles.push(owner.to_string());
         }
         let owner = assignable.then_some(owner);
-        self.after.extend(acl_statements(
+        // An object that was there before keeps its privileges until the
+        // clone completes.
+        let to = if self.create.is_empty() {
+            &mut self.after
+        } else {
+            &mut self.grants
+        };
+        to.extend(acl_statements(
             grant_on,
             None,
             owner,
@@ -600,7 +620,10 @@ mod unit {
         let e = type_(&ty("e"), &roles());
         assert_eq!(
             e.create,
-            vec!["CREATE TYPE \"s\".\"t\" AS ENUM ('a', 'it''s')"]
+            vec![
+                "CREATE TYPE \"s\".\"t\" AS ENUM ('a', 'it''s')",
+                "ALTER TYPE \"s\".\"t\" OWNER TO \"postgres\""
+            ]
         );
         assert!(e
             .after
@@ -613,20 +636,19 @@ mod unit {
         let d = type_(&ty("d"), &roles());
         assert_eq!(
             d.create,
-            vec!["CREATE DOMAIN \"s\".\"t\" AS numeric(10,2) DEFAULT 0 NOT NULL CONSTRAINT \"pos\" CHECK ((VALUE > (0)::numeric))"]
+            vec![
+                "CREATE DOMAIN \"s\".\"t\" AS numeric(10,2) DEFAULT 0 NOT NULL CONSTRAINT \"pos\" CHECK ((VALUE > (0)::numeric))",
+                "ALTER DOMAIN \"s\".\"t\" OWNER TO \"postgres\""
+            ]
         );
         assert!(d
             .after
             .iter()
             .any(|s| s.starts_with("ALTER DOMAIN \"s\".\"t\" ADD CONSTRAINT \"small\"")));
-        assert!(d
-            .after
-            .iter()
-            .any(|s| s == "ALTER DOMAIN \"s\".\"t\" OWNER TO \"postgres\""));
         let r = type_(&ty("r"), &roles());
         assert_eq!(
-            r.create,
-            vec!["CREATE TYPE \"s\".\"t\" AS RANGE (SUBTYPE = timestamp with time zone, SUBTYPE_DIFF = s.diff, MULTIRANGE_TYPE_NAME = s.tmulti)"]
+            r.create[0],
+            "CREATE TYPE \"s\".\"t\" AS RANGE (SUBTYPE = timestamp with time zone, SUBTYPE_DIFF = s.diff, MULTIRANGE_TYPE_NAME = s.tmulti)"
         );
     }
 
@@ -875,7 +897,10 @@ mod more {
         let s = operator(&o, &roles());
         assert_eq!(
             s.create,
-            vec!["CREATE OPERATOR \"s\".=== (FUNCTION = s.eq, LEFTARG = integer, RIGHTARG = integer, COMMUTATOR = OPERATOR(s.===), RESTRICT = eqsel)"]
+            vec![
+                "CREATE OPERATOR \"s\".=== (FUNCTION = s.eq, LEFTARG = integer, RIGHTARG = integer, COMMUTATOR = OPERATOR(s.===), RESTRICT = eqsel)",
+                "ALTER OPERATOR s.===(integer, integer) OWNER TO \"postgres\""
+            ]
         );
         assert!(s
             .after

@@ -62,10 +62,16 @@ pub struct TableScript {
     pub attach: Vec<String>,
     /// Foreign keys, once every table's keys exist.
     pub fks: Vec<String>,
-    /// Checks added NOT VALID, triggers, policies, comments, owner, grants, sequence positions.
+    /// Privileges on the table, its columns and sequences: after every object
+    /// exists, before the data.
+    pub grants: Vec<String>,
+    /// Checks added NOT VALID, triggers, policies, comments, sequence positions.
     pub rest: Vec<String>,
     /// Columns that COPY carries, in order (generated columns are recomputed).
     pub copy_columns: Vec<String>,
+    /// The owner given to the table, when the caller could give it: the role
+    /// its data is loaded and its indexes built as.
+    pub owner: Option<String>,
     pub notices: Vec<String>,
     pub missing_roles: Vec<String>,
     pub counts: Counts,
@@ -345,6 +351,19 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
                 quote_ident(&col.name)
             ));
         }
+    }
+
+    // The owner right after the table, as pg_dump does: from here on the
+    // server runs the table's index expressions (and the clone runs its
+    // COPY) as the owner, not as the caller.
+    let owner_ok = (ctx.role_exists)(&def.owner);
+    let owner_assignable = owner_ok && (ctx.can_own)(&def.owner);
+    if owner_assignable {
+        out.pre_data.push(format!(
+            "ALTER TABLE {tq} OWNER TO {}",
+            quote_ident(&def.owner)
+        ));
+        out.owner = Some(def.owner.clone());
     }
 
     // ---- post-data: keys and indexes ----
@@ -629,27 +648,20 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         ));
     }
 
-    // Owner, then grants: a superuser's GRANT is recorded as the owner's, as on the source.
+    // Grants: a superuser's GRANT is recorded as the owner's, as on the source.
     let mut missing = std::mem::take(&mut out.missing_roles);
-    let owner_ok = (ctx.role_exists)(&def.owner);
-    let owner_assignable = owner_ok && (ctx.can_own)(&def.owner);
-    if owner_assignable {
-        out.rest.push(format!(
-            "ALTER TABLE {tq} OWNER TO {}",
-            quote_ident(&def.owner)
-        ));
-    } else if owner_ok {
+    if owner_ok && !owner_assignable {
         out.notices.push(format!(
             "the owner \"{}\" was not assigned: the calling role may not create objects for it",
             def.owner
         ));
-    } else {
+    } else if !owner_ok {
         missing.push(def.owner.clone());
     }
-    let owner = owner_assignable.then_some(def.owner.as_str());
-    let rest = &mut out.rest;
+    let owner = out.owner.as_deref();
+    let grants = &mut out.grants;
     let table_obj = format!("TABLE {tq}");
-    rest.extend(acl_statements(
+    grants.extend(acl_statements(
         &table_obj,
         None,
         owner,
@@ -659,7 +671,7 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         &mut missing,
     ));
     for c in &def.columns {
-        rest.extend(acl_statements(
+        grants.extend(acl_statements(
             &table_obj,
             Some(&c.name),
             owner,
@@ -671,7 +683,7 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
     }
     for s in &def.sequences {
         let obj = format!("SEQUENCE {}", seq_names[&s.name]);
-        rest.extend(acl_statements(
+        grants.extend(acl_statements(
             &obj,
             None,
             owner,
@@ -682,7 +694,7 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         ));
     }
     for s in &def.sequences {
-        rest.push(format!(
+        out.rest.push(format!(
             "SELECT pg_catalog.setval({}, {}, {})",
             quote_literal(&seq_names[&s.name]),
             s.last_value,
@@ -1054,7 +1066,13 @@ mod unit {
         );
         assert!(all.contains("COMMENT ON COLUMN \"public\".\"t\".\"note\" IS 'it''s a note'"));
         assert!(all.contains("COMMENT ON CONSTRAINT \"t_pkey\" ON \"public\".\"t\" IS 'pk'"));
-        assert!(all.contains("GRANT SELECT ON TABLE \"public\".\"t\" TO \"postgres\""));
+        assert!(s
+            .grants
+            .contains(&"GRANT SELECT ON TABLE \"public\".\"t\" TO \"postgres\"".to_string()));
+        assert!(
+            !all.contains("GRANT "),
+            "privileges come before the data, not after"
+        );
         assert!(all.contains("setval('\"public\".\"t_id_seq\"', 42, true)"));
         assert_eq!(s.missing_roles, vec!["ghost"]);
         assert_eq!(s.counts.indexes, 2);

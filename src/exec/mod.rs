@@ -19,6 +19,7 @@ pub fn same_major(src: &SourceConn) -> bool {
 /// Stream the rows `from` describes into the local table `schema.name` (made
 /// already) and return (rows, bytes). With `user_filter`, an error the source
 /// raises is blamed on the caller's `where` filter.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_table(
     src: &SourceConn,
     from: &CopySource,
@@ -26,6 +27,7 @@ pub fn copy_table(
     name: &str,
     encoding: &str,
     user_filter: bool,
+    run_as: Option<&str>,
 ) -> Result<(u64, u64)> {
     let sql = from.sql();
     let to = Destination {
@@ -34,6 +36,7 @@ pub fn copy_table(
         columns: &from.columns,
         binary: from.binary,
         freeze: false,
+        run_as,
     };
     stream(src, &sql, user_filter, &to, encoding)
 }
@@ -45,6 +48,10 @@ struct Destination<'a> {
     columns: &'a [String],
     binary: bool,
     freeze: bool,
+    /// The role the rows are loaded as (the table's owner): CHECK and domain
+    /// constraints and generated columns, code from the source, run with its
+    /// rights, not the caller's. None: the caller.
+    run_as: Option<&'a str>,
 }
 
 fn stream(
@@ -61,14 +68,16 @@ fn stream(
         ))
     })?;
     let mut reader = src.copy_out(sql, user_filter, encoding)?;
-    let rows = copy_into(
-        relid,
-        to.columns,
-        to.binary,
-        to.freeze,
-        encoding,
-        &mut reader,
-    )?;
+    let rows = target::as_role(to.run_as, || {
+        copy_into(
+            relid,
+            to.columns,
+            to.binary,
+            to.freeze,
+            encoding,
+            &mut reader,
+        )
+    })??;
     Ok((rows, reader.bytes))
 }
 
@@ -77,6 +86,8 @@ fn stream(
 /// a whole-table copy is TRUNCATE + COPY FREEZE: a resumed copy starts clean
 /// and the rows need no later freezing. Returns (rows, bytes).
 pub fn run_unit(src: &SourceConn, unit: &Unit, encoding: &str, freeze: bool) -> Result<(u64, u64)> {
+    // Index builds run as the table's owner already (PostgreSQL switches to
+    // it), as do ANALYZE and refreshes; only the COPY needs us to.
     if unit.kind != UnitKind::Copy {
         for sql in &unit.sqls {
             target::run(sql);
@@ -96,6 +107,7 @@ pub fn run_unit(src: &SourceConn, unit: &Unit, encoding: &str, freeze: bool) -> 
         columns: &unit.columns,
         binary: unit.binary,
         freeze,
+        run_as: unit.run_as.as_deref(),
     };
     stream(src, &unit.copy_sql, false, &to, encoding)
 }

@@ -8,6 +8,7 @@ use crate::conn::{session_setup_sql, SourceConn};
 use crate::copy::CopySource;
 use crate::ddl::objects::{self as render, ObjScript, Roles};
 use crate::ddl::table::{render as render_table, RenderCtx, TableScript};
+use crate::ddl::undo::{undo_list, Made};
 use crate::error::{CloneError, Result};
 use crate::error_report::notice;
 use crate::options::{Conflict, Options, Scope};
@@ -256,10 +257,9 @@ pub fn scope_of(what: What) -> Scope {
 /// Connect to the source and open the one read-only snapshot every read of
 /// the clone goes through.
 pub fn open_source(conninfo: &str) -> Result<SourceConn> {
-    let info = target::resolve_conninfo(conninfo)?;
     // The driver reads the catalog as UTF-8; each COPY switches the source to
     // the database encoding, which copy_into makes this session speak too.
-    let src = SourceConn::connect(&info, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
+    let src = target::connect_source(conninfo, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
     Ok(src)
 }
@@ -282,7 +282,7 @@ pub fn clone_schemas(req: &SchemaRequest) -> Result<String> {
     }
     let src = open_source(req.conninfo)?;
     let _guc = target_settings();
-    let mut p = prepare(&src, req, true)?;
+    let mut p = prepare(&src, req, true, false)?;
     p.phases.mark("schema");
     let (mut rows, mut bytes) = p.copy_extras(&src, req.include_data)?;
     let units = units(&p.table_work(req), 0, 1);
@@ -317,6 +317,69 @@ pub struct Prepared {
     pub phases: Phases,
     /// A job refreshes materialized views as units of its data stage.
     pub refresh_in_units: bool,
+    /// What takes back the pre-data (a job's, for discard()), oldest first.
+    pub undo: Vec<String>,
+    /// Run when the job completes: dropping a schema it replaced.
+    pub on_success: Vec<String>,
+}
+
+/// Objects the pre-data creates in schemas that existed before (those in
+/// new schemas go with their schema).
+fn made_in_existing_schemas(inv: &Inventory, created: &HashSet<String>) -> Vec<Made> {
+    let old = |s: &str| !created.contains(s);
+    let mut out = Vec::new();
+    for c in inv.collations.iter().filter(|c| old(&c.schema)) {
+        out.push(Made::Collation(c.schema.clone(), c.name.clone()));
+    }
+    for t in inv.types.iter().filter(|t| old(&t.schema)) {
+        out.push(Made::Type {
+            domain: t.kind == "d",
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+        });
+    }
+    for q in inv.sequences.iter().filter(|q| old(&q.schema)) {
+        out.push(Made::Relation {
+            kind: "S".into(),
+            schema: q.schema.clone(),
+            name: q.name.clone(),
+        });
+    }
+    for p in inv.procs.iter().filter(|p| old(&p.schema)) {
+        out.push(Made::Routine {
+            kind: p.kind.clone(),
+            schema: p.schema.clone(),
+            name: p.name.clone(),
+            args: p.identity_args.clone(),
+        });
+    }
+    for d in inv.ts_dicts.iter().filter(|d| old(&d.schema)) {
+        out.push(Made::TsDictionary(d.schema.clone(), d.name.clone()));
+    }
+    for c in inv.ts_configs.iter().filter(|c| old(&c.schema)) {
+        out.push(Made::TsConfiguration(c.schema.clone(), c.name.clone()));
+    }
+    for o in inv.operators.iter().filter(|o| old(&o.schema)) {
+        out.push(Made::Operator(o.signature.clone()));
+    }
+    for c in &inv.casts {
+        out.push(Made::Cast(c.source.clone(), c.target.clone()));
+    }
+    for t in inv.tables.iter().filter(|t| old(&t.schema)) {
+        out.push(Made::Relation {
+            kind: t.relkind.clone(),
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+        });
+    }
+    for v in inv.views.iter().filter(|v| old(&v.schema)) {
+        out.push(Made::Relation {
+            kind: v.kind.clone(),
+            schema: v.schema.clone(),
+            name: v.name.clone(),
+        });
+    }
+    out
 }
 
 /// The materialized views populated on the source, in dependency order.
@@ -340,7 +403,15 @@ fn refreshes(inv: &Inventory, ordered: &[String], req: &SchemaRequest) -> Vec<(S
 /// Read the source catalog (in the snapshot `src` holds), settle conflicts
 /// and render every object. With `create`, the pre-data DDL is run too; a
 /// resumed job, whose pre-data is already in, passes false.
-pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Prepared> {
+/// In a job (`in_job`), whose pre-data commits before its data, what the
+/// pre-data makes is recorded for `discard()`, and a schema to be replaced
+/// is only set aside until the job completes.
+pub fn prepare(
+    src: &SourceConn,
+    req: &SchemaRequest,
+    create: bool,
+    in_job: bool,
+) -> Result<Prepared> {
     let started = Instant::now();
     let opts = &req.options;
     let encoding = target::database_encoding();
@@ -381,15 +452,25 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
     };
 
     let mut notices: Vec<String> = Vec::new();
+    let mut made: Vec<Made> = Vec::new();
+    let mut on_success: Vec<String> = Vec::new();
 
     // Conflicts are settled before anything is created.
     let mut existing: HashSet<String> = HashSet::new();
     if req.what != What::Functions && create {
         let mut keep = Vec::new();
         for s in &names {
+            // Two clones making the same schema at once: the second waits
+            // for the first, then finds the schema there.
+            target::lock_schema_name(s);
             if !target::schema_exists(s) {
                 keep.push(s.clone());
                 continue;
+            }
+            match opts.conflict {
+                Conflict::Skip => {}
+                Conflict::Replace | Conflict::Rename => target::guard_drop_schema(s)?,
+                Conflict::Error => target::guard_write(s)?,
             }
             match opts.conflict {
                 Conflict::Skip => {
@@ -399,8 +480,21 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
                     ));
                     continue;
                 }
-                Conflict::Replace => {
+                Conflict::Replace if !in_job => {
                     target::run(&format!("DROP SCHEMA {} CASCADE", quote_ident(s)));
+                    notices.push(format!("schema {} dropped and replaced", quote_ident(s)));
+                }
+                Conflict::Replace => {
+                    // A job commits as it goes: the old schema waits aside
+                    // until the job completes, so discard() can bring it back.
+                    let aside = format!("{s}_replaced_{}", target::timestamp_tag());
+                    target::run(&format!(
+                        "ALTER SCHEMA {} RENAME TO {}",
+                        quote_ident(s),
+                        quote_ident(&aside)
+                    ));
+                    made.push(Made::SetAside(s.clone(), aside.clone()));
+                    on_success.push(format!("DROP SCHEMA {} CASCADE", quote_ident(&aside)));
                     notices.push(format!("schema {} dropped and replaced", quote_ident(s)));
                 }
                 Conflict::Rename => {
@@ -410,6 +504,7 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
                         quote_ident(s),
                         quote_ident(&aside)
                     ));
+                    made.push(Made::SetAside(s.clone(), aside.clone()));
                     notices.push(format!(
                         "existing schema {} renamed to {}",
                         quote_ident(s),
@@ -504,17 +599,27 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
         });
         scripts.insert(key, script);
     };
+    let mut created_schemas: HashSet<String> = HashSet::new();
     for s in &inv.schemas {
+        let there = existing.contains(&s.name) || target::schema_exists(&s.name);
+        if !there {
+            created_schemas.insert(s.name.clone());
+            made.push(Made::Schema(s.name.clone()));
+        }
         add(
             format!("nsp:{}", s.oid),
             0,
             s.name.clone(),
-            render::schema(
-                s,
-                existing.contains(&s.name) || target::schema_exists(&s.name),
-                &roles,
-            ),
+            render::schema(s, there, &roles),
         );
+    }
+    let installed = target::installed_extensions();
+    for x in inv
+        .extensions
+        .iter()
+        .filter(|x| !installed.contains(&x.name))
+    {
+        made.push(Made::Extension(x.name.clone()));
     }
     for x in &inv.extensions {
         add(
@@ -648,6 +753,10 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
         ))
     })?;
 
+    if in_job {
+        made.extend(made_in_existing_schemas(&inv, &created_schemas));
+    }
+
     let mut phases = Phases {
         last: Some(started),
         spent: Vec::new(),
@@ -666,6 +775,8 @@ pub fn prepare(src: &SourceConn, req: &SchemaRequest, create: bool) -> Result<Pr
         started,
         phases,
         refresh_in_units: false,
+        undo: undo_list(&made),
+        on_success,
     };
     if create {
         p.create_pre_data();
@@ -683,6 +794,18 @@ impl Prepared {
         }
         for s in &self.table_scripts {
             for sql in &s.defaults {
+                target::run(sql);
+            }
+        }
+        // Privileges once every object exists and before any data, so what
+        // runs as an owner in the data stage has what it has on the source.
+        for key in &self.ordered {
+            for sql in &self.scripts[key].grants {
+                target::run(sql);
+            }
+        }
+        for s in &self.table_scripts {
+            for sql in &s.grants {
                 target::run(sql);
             }
         }
@@ -733,6 +856,7 @@ impl Prepared {
                     keys_after,
                     bytes: t.bytes,
                     pages: t.bytes / 8192,
+                    owner: script.owner.clone(),
                 }
             })
             .collect()
@@ -851,7 +975,7 @@ impl Prepared {
             notices.extend(s.notices.iter().cloned());
         }
         for s in &stat_scripts {
-            s.after.iter().for_each(|q| target::run(q));
+            s.grants.iter().chain(&s.after).for_each(|q| target::run(q));
         }
         for lo in &inv.large_objects {
             let obj = format!("LARGE OBJECT {}", lo.oid);
@@ -885,7 +1009,8 @@ impl Prepared {
             let s = render::publication(p, &roles);
             s.create
                 .iter()
-                .chain(s.after.iter())
+                .chain(&s.grants)
+                .chain(&s.after)
                 .for_each(|q| target::run(q));
             missing.extend(s.missing_roles);
         }
@@ -894,7 +1019,8 @@ impl Prepared {
             let s = render::event_trigger(e, &roles);
             s.create
                 .iter()
-                .chain(s.after.iter())
+                .chain(&s.grants)
+                .chain(&s.after)
                 .for_each(|q| target::run(q));
             missing.extend(s.missing_roles);
         }
@@ -1047,7 +1173,7 @@ fn copy_extension_config(src: &SourceConn, c: &ExtConfig, encoding: &str) -> Res
     if target::relation(&c.schema, &c.table).is_none() {
         return Ok((0, 0));
     }
-    copy_table(src, &copy_src, &c.schema, &c.table, encoding, false)
+    copy_table(src, &copy_src, &c.schema, &c.table, encoding, false, None)
 }
 
 /// One large object, in 1 MB pieces so memory stays bounded.

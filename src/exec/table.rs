@@ -2,7 +2,7 @@
 
 use super::{copy_table, human_bytes};
 use crate::catalog;
-use crate::conn::{session_setup_sql, SourceConn};
+use crate::conn::session_setup_sql;
 use crate::copy::CopySource;
 use crate::ddl::renamed;
 use crate::ddl::table::{render, RenderCtx};
@@ -50,11 +50,13 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
         check_filter(f).map_err(CloneError::InvalidFilter)?;
     }
 
-    let info = target::resolve_conninfo(req.conninfo)?;
     // The driver reads the catalog as UTF-8; each COPY switches the source to
     // the database encoding, which copy_into makes this session speak too.
     let encoding = target::database_encoding();
-    let src = SourceConn::connect(&info, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
+    let src = target::connect_source(
+        req.conninfo,
+        &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT),
+    )?;
     // One snapshot for the catalog and the data: the definition and the rows
     // belong to the same instant.
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
@@ -100,6 +102,7 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
     // ---- target ----
     let _guc = target::GucScope::enter(&[("search_path", ""), ("check_function_bodies", "off")]);
     let tq = qualified(req.schema, target_name);
+    target::lock_schema_name(req.schema);
     if !target::schema_exists(req.schema) {
         target::run(&format!("CREATE SCHEMA {}", quote_ident(req.schema)));
         notices.push(format!(
@@ -107,7 +110,19 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
             quote_ident(req.schema)
         ));
     }
-    if let Some((oid, kind)) = target::relation(req.schema, target_name) {
+    let existing = target::relation(req.schema, target_name);
+    if !(existing.is_some() && opts.conflict == Conflict::Skip) {
+        target::guard_write(req.schema)?;
+    }
+    if let Some((oid, kind)) = existing {
+        if matches!(opts.conflict, Conflict::Replace | Conflict::Rename) {
+            if let Some(ext) = target::relation_extension(oid) {
+                return Err(CloneError::Permission(format!(
+                    "{tq} belongs to extension {} on the target: pgclone does not drop or rename it",
+                    quote_ident(&ext)
+                )));
+            }
+        }
         match opts.conflict {
             Conflict::Error => {
                 return Err(CloneError::AlreadyExists(format!(
@@ -158,7 +173,9 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
         standalone: true,
     };
     let script = render(&def, &ctx);
-    for sql in &script.pre_data {
+    // Privileges before the data, so the owner the COPY runs as has what it
+    // has on the source.
+    for sql in script.pre_data.iter().chain(&script.grants) {
         target::run(sql);
     }
     let (mut rows, mut bytes) = (0u64, 0u64);
@@ -170,6 +187,7 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
             target_name,
             &encoding,
             copy_src.filter.is_some(),
+            script.owner.as_deref(),
         )?;
     }
     for sql in &script.post_data() {

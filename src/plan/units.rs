@@ -24,6 +24,8 @@ pub struct TableWork {
     pub bytes: i64,
     /// Pages on the source, for page-range splitting.
     pub pages: i64,
+    /// The role the table's units run as (its owner), None: the caller.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,10 @@ pub struct Unit {
     /// Statements run on the target (index units).
     pub sqls: Vec<String>,
     pub est_bytes: i64,
+    /// The role a copy unit loads its rows as: the table's owner, so that code
+    /// from the source (CHECK and domain functions, generated columns) never
+    /// runs with the caller's rights. None: the caller.
+    pub run_as: Option<String>,
 }
 
 impl Unit {
@@ -93,6 +99,7 @@ impl Unit {
             freeze: false,
             sqls: sqls.to_vec(),
             est_bytes: 0,
+            run_as: None,
         }
     }
 }
@@ -160,6 +167,7 @@ pub fn units(tables: &[TableWork], split_bytes: i64, workers: i32) -> Vec<Unit> 
                     freeze: n == 1,
                     sqls: Vec::new(),
                     est_bytes: t.bytes / n as i64,
+                    run_as: t.owner.clone(),
                 });
             }
         }
@@ -217,6 +225,7 @@ mod unit {
             },
             bytes,
             pages: bytes / 8192,
+            owner: Some("app".into()),
         }
     }
 
@@ -254,6 +263,9 @@ mod unit {
             (1..=9).collect::<Vec<_>>()
         );
         assert!(u[0].freeze);
+        assert!(u
+            .iter()
+            .all(|u| (u.kind == UnitKind::Copy) == (u.run_as.as_deref() == Some("app"))));
         assert_eq!(u[1].sqls, ["CREATE INDEX i0"]);
         assert_eq!(u[2].sqls, ["CREATE INDEX i1"]);
     }
