@@ -53,5 +53,7 @@ COMMENT ON FUNCTION pgclone.cancel(integer) IS
     'cancel(job_id): stop a running job''s processes, mid-COPY; true when it was running. pgclone.resume() continues it';
 COMMENT ON FUNCTION pgclone.resume(integer) IS
     'resume(job_id): continue a failed or cancelled job from its last completed table or range, as a new job; returns the new job id';
+COMMENT ON FUNCTION pgclone.discard(integer) IS
+    'discard(job_id): drop what a failed or cancelled job made on this server (its schemas, or its objects in schemas that existed before; a schema it set aside comes back) and forget the job';
 COMMENT ON FUNCTION pgclone.clear_jobs() IS
     'clear_jobs(): forget completed, failed and cancelled jobs; returns how many';

@@ -23,6 +23,7 @@ fn guarded() {
 }
 
 #[pg_extern(name = "version", immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn version() -> String {
     format!("pgclone {VERSION}")
 }
@@ -39,6 +40,7 @@ fn table_call(
 ) -> String {
     guarded();
     let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
     let schema = required(schema_name, "schema_name");
     let table = required(table_name, "table_name");
     let include_data = required(include_data, "include_data");
@@ -60,6 +62,7 @@ fn table_call(
 }
 
 #[pg_extern(name = "table", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn table_default(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -78,6 +81,7 @@ fn table_default(
 }
 
 #[pg_extern(name = "table", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn table_target(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -97,6 +101,7 @@ fn table_target(
 }
 
 #[pg_extern(name = "table", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn table_options(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -118,6 +123,7 @@ fn table_options(
 
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(name = "table_ex", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn table_ex(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -149,6 +155,7 @@ fn schema_call(
 ) -> String {
     guarded();
     let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
     let schema = match what {
         What::Database => None,
         _ => Some(required(schema_name, "schema_name")),
@@ -171,6 +178,7 @@ fn schema_call(
 }
 
 #[pg_extern(name = "schema", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn schema_default(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -187,6 +195,7 @@ fn schema_default(
 }
 
 #[pg_extern(name = "schema", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn schema_options(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -204,6 +213,7 @@ fn schema_options(
 }
 
 #[pg_extern(name = "schema_ex", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn schema_ex(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -223,6 +233,7 @@ fn schema_ex(
 }
 
 #[pg_extern(name = "functions", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn functions(conninfo: Option<&str>, schema_name: Option<&str>) -> String {
     schema_call(
         conninfo,
@@ -235,11 +246,13 @@ fn functions(conninfo: Option<&str>, schema_name: Option<&str>) -> String {
 }
 
 #[pg_extern(name = "database", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn database_default(conninfo: Option<&str>, include_data: default!(Option<bool>, true)) -> String {
     schema_call(conninfo, None, What::Database, include_data, None, None)
 }
 
 #[pg_extern(name = "database", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn database_options(
     conninfo: Option<&str>,
     include_data: Option<bool>,
@@ -256,12 +269,14 @@ fn database_create_call(
 ) -> String {
     guarded();
     let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
     let target_db = required(target_db, "target_db");
     let include_data = required(include_data, "include_data");
     crate::exec::create_db::create_and_clone(conninfo, target_db, include_data, options).or_raise()
 }
 
 #[pg_extern(name = "database_create", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn database_create_default(
     conninfo: Option<&str>,
     target_db: Option<&str>,
@@ -271,6 +286,7 @@ fn database_create_default(
 }
 
 #[pg_extern(name = "database_create", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn database_create_options(
     conninfo: Option<&str>,
     target_db: Option<&str>,
@@ -291,6 +307,7 @@ fn async_schema_call(
 ) -> i32 {
     guarded();
     let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
     let schema = match what {
         What::Database => None,
         _ => Some(required(schema_name, "schema_name")),
@@ -312,6 +329,7 @@ fn async_schema_call(
 }
 
 #[pg_extern(name = "table_async", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn table_async(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -322,6 +340,7 @@ fn table_async(
 ) -> i32 {
     guarded();
     let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
     let schema = required(schema_name, "schema_name");
     let table = required(table_name, "table_name");
     let include_data = required(include_data, "include_data");
@@ -332,6 +351,7 @@ fn table_async(
 }
 
 #[pg_extern(name = "schema_async", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn schema_async(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -342,6 +362,7 @@ fn schema_async(
 }
 
 #[pg_extern(name = "database_async", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn database_async(
     conninfo: Option<&str>,
     include_data: default!(Option<bool>, true),
@@ -351,30 +372,42 @@ fn database_async(
 }
 
 #[pg_extern(name = "progress", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn progress(job_id: Option<i32>) -> String {
     guarded();
     jobs::progress_json(required(job_id, "job_id")).or_raise()
 }
 
 #[pg_extern(name = "jobs", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn jobs_list() -> String {
     guarded();
     jobs::jobs_json().or_raise()
 }
 
 #[pg_extern(name = "cancel", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn cancel(job_id: Option<i32>) -> bool {
     guarded();
     jobs::cancel(required(job_id, "job_id")).or_raise()
 }
 
 #[pg_extern(name = "resume", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn resume(job_id: Option<i32>) -> i32 {
     guarded();
     jobs::resume(required(job_id, "job_id")).or_raise()
 }
 
+#[pg_extern(name = "discard", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn discard(job_id: Option<i32>) -> String {
+    guarded();
+    jobs::discard(required(job_id, "job_id")).or_raise()
+}
+
 #[pg_extern(name = "clear_jobs", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn clear_jobs() -> i64 {
     guarded();
     jobs::clear_jobs().or_raise()
@@ -393,6 +426,7 @@ fn timestamptz(text: &Option<String>) -> Option<pgrx::datum::TimestampWithTimeZo
 
 #[allow(clippy::type_complexity)] // pgrx reads the column names from the tuple itself
 #[pg_extern(name = "progress_detail", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn progress_detail() -> TableIterator<
     'static,
     (

@@ -29,6 +29,17 @@ use std::time::{Duration, Instant};
 pub static MAX_WORKERS_PER_JOB: GucSetting<i32> = GucSetting::<i32>::new(4);
 pub static DEFAULT_PARALLEL: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static MAX_JOBS: GucSetting<i32> = GucSetting::<i32>::new(8);
+pub static SSL_DIR: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
+
+/// The directory under which non-superusers may name certificate and key
+/// files (`pgclone.ssl_dir`); None: nowhere.
+pub fn ssl_dir() -> Option<String> {
+    SSL_DIR
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+}
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -58,6 +69,14 @@ pub fn init() {
         &MAX_JOBS,
         1,
         MAX_SLOTS as i32,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pgclone.ssl_dir",
+        c"Directory whose files non-superusers may name in sslrootcert, sslcert and sslkey.",
+        c"Empty (the default): only superusers may name files on this server.",
+        &SSL_DIR,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -148,30 +167,6 @@ pub fn workers_for(opts: &Options) -> i32 {
     asked(opts).clamp(1, MAX_WORKERS_PER_JOB.get())
 }
 
-/// Run `f` with the privileges of the bootstrap superuser, as a SECURITY
-/// DEFINER function would: the job tables are not readable by operators.
-pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: puts back what GetUserIdAndSecContext returned.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
-        }
-    }
-    let mut uid = pg_sys::InvalidOid;
-    let mut ctx: i32 = 0;
-    // SAFETY: the same switch fmgr_security_definer makes.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    let _restore = Restore(uid, ctx);
-    f()
-}
-
 fn spi_err(e: pgrx::spi::SpiError) -> CloneError {
     CloneError::Internal(format!("job state: {e}"))
 }
@@ -181,18 +176,33 @@ fn my_database() -> u32 {
     unsafe { pg_sys::MyDatabaseId.to_u32() }
 }
 
+/// The role acting now (current_user).
+fn me() -> u32 {
+    // SAFETY: reads the current user id.
+    unsafe { pg_sys::GetUserId().to_u32() }
+}
+
+/// A job belongs to the role that started it: that role and superusers may
+/// see and act on it, nobody else.
+fn mine(role: u32) -> bool {
+    // SAFETY: reads the current user's superuser flag.
+    role == me() || unsafe { pg_sys::superuser() }
+}
+
 /// Jobs the table says are running but that no process runs any more (the
 /// server restarted, or the coordinator was killed) are failed.
 fn reap() -> Result<()> {
-    let live: Vec<i32> = live_view().into_iter().map(|(id, _)| id).collect();
-    as_owner(|| {
+    // Every live job, whoever runs it; the update touches the caller's own
+    // rows only (row-level security).
+    let live = live_ids();
+    {
         Spi::run_with_args(
             "UPDATE pgclone.jobs SET status = 'failed', end_time = coalesce(end_time, clock_timestamp()), \
                error_message = coalesce(error_message, 'interrupted: the job''s processes ended (server restart or terminated); pgclone.resume(' || job_id || ') continues it') \
              WHERE status IN ('pending', 'running') AND job_id <> ALL($1)",
             &[live.into()],
         )
-    })
+    }
     .map_err(spi_err)
 }
 
@@ -220,7 +230,14 @@ pub fn stop_slot(slot: &mut slots::Slot, user_cancel: bool) {
 
 /// Reserve a slot and start the coordinator of a new job; returns (job id,
 /// slot) once the coordinator has recorded the job.
-pub fn start(req: &JobRequest, conninfo: &str, waiter: bool) -> Result<(i32, usize)> {
+/// `run_as` is the role the job runs as (resume keeps the original job's
+/// role); None: the caller.
+pub fn start(
+    req: &JobRequest,
+    conninfo: &str,
+    waiter: bool,
+    run_as: Option<u32>,
+) -> Result<(i32, usize)> {
     if !slots::available() {
         return Err(CloneError::NotSupported(
             "pgclone jobs need shared_preload_libraries = 'pgclone' (then restart the server)"
@@ -231,7 +248,7 @@ pub fn start(req: &JobRequest, conninfo: &str, waiter: bool) -> Result<(i32, usi
     // the caller's session, rather than in a job that fails later.
     crate::target::resolve_conninfo(conninfo)?;
     reap()?;
-    let job_id = as_owner(|| Spi::get_one::<i64>("SELECT nextval('pgclone.jobs_job_id_seq')"))
+    let job_id = Spi::get_one::<i64>("SELECT nextval('pgclone.jobs_job_id_seq')")
         .map_err(spi_err)?
         .unwrap_or(0) as i32;
     let request = serde_json::to_string(req).map_err(|e| CloneError::Internal(e.to_string()))?;
@@ -264,11 +281,13 @@ pub fn start(req: &JobRequest, conninfo: &str, waiter: bool) -> Result<(i32, usi
         s.state = STARTING;
         s.job_id = job_id;
         s.database = my_database();
-        // SAFETY: the current user and pid.
-        unsafe {
-            s.role = pg_sys::GetUserId().to_u32();
-            s.waiter_pid = if waiter { pg_sys::MyProcPid } else { 0 };
-        }
+        s.role = run_as.unwrap_or_else(me);
+        // SAFETY: our pid.
+        s.waiter_pid = if waiter {
+            unsafe { pg_sys::MyProcPid }
+        } else {
+            0
+        };
         idx
     };
     let free_slot = || slots::clear(&mut SLOTS.exclusive().s[idx]);
@@ -335,13 +354,13 @@ pub fn wait_latch(d: Duration) {
 
 /// Start a job and return its id (the `*_async` functions).
 pub fn start_async(req: &JobRequest, conninfo: &str) -> Result<i32> {
-    start(req, conninfo, false).map(|(id, _)| id)
+    start(req, conninfo, false, None).map(|(id, _)| id)
 }
 
 /// Hand a clone to the pool and wait for it, with progress as NOTICE lines;
 /// if this session is cancelled or times out, the job is cancelled too.
 pub fn run_sync(req: &JobRequest, conninfo: &str) -> Result<String> {
-    let (job_id, idx) = start(req, conninfo, true)?;
+    let (job_id, idx) = start(req, conninfo, true, None)?;
     struct Abandon(usize, i32, bool);
     impl Drop for Abandon {
         fn drop(&mut self) {
@@ -412,6 +431,7 @@ pub fn run_sync(req: &JobRequest, conninfo: &str) -> Result<String> {
 }
 
 /// `cancel(job_id)`: true when the job was running and has been told to stop.
+/// Another role's job is not there for the caller: false, and it runs on.
 pub fn cancel(job_id: i32) -> Result<bool> {
     if !slots::available() {
         return Ok(false);
@@ -419,7 +439,11 @@ pub fn cancel(job_id: i32) -> Result<bool> {
     let db = my_database();
     let mut g = SLOTS.exclusive();
     for s in g.s.iter_mut() {
-        if s.job_id == job_id && s.database == db && (s.state == STARTING || s.state == ACTIVE) {
+        if s.job_id == job_id
+            && s.database == db
+            && (s.state == STARTING || s.state == ACTIVE)
+            && mine(s.role)
+        {
             stop_slot(s, true);
             return Ok(true);
         }
@@ -428,66 +452,165 @@ pub fn cancel(job_id: i32) -> Result<bool> {
 }
 
 /// `resume(job_id)`: a new job that continues a failed or cancelled one from
-/// its last completed unit.
+/// its last completed unit. It runs as the role that started the first one:
+/// a superuser resuming an operator's job does not lend it superuser rights,
+/// and no role ever runs with another's stored credentials.
 pub fn resume(job_id: i32) -> Result<i32> {
     reap()?;
-    let row = as_owner(|| {
-        Spi::connect(|c| {
-            let t = c.select(
-                "SELECT j.status, j.request::text, s.conninfo, \
-                        (SELECT min(n.job_id) FROM pgclone.jobs n WHERE n.resumed_from = j.job_id) \
-                 FROM pgclone.jobs j LEFT JOIN pgclone.job_secrets s USING (job_id) WHERE j.job_id = $1",
-                None,
-                &[job_id.into()],
-            )?;
-            let mut out = None;
-            for r in t {
-                out = Some((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<String>(2)?.unwrap_or_default(),
-                    r.get::<String>(3)?,
-                    r.get::<i32>(4)?,
-                ));
-            }
-            Ok::<_, pgrx::spi::SpiError>(out)
-        })
+    let row = Spi::connect(|c| {
+        // Row-level security shows an operator its own jobs only.
+        let t = c.select(
+            "SELECT j.status, j.request::text, s.conninfo, \
+                    (SELECT min(n.job_id) FROM pgclone.jobs n WHERE n.resumed_from = j.job_id), \
+                    (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = j.owner_name) \
+             FROM pgclone.jobs j LEFT JOIN pgclone.job_secrets s USING (job_id) WHERE j.job_id = $1",
+            None,
+            &[job_id.into()],
+        )?;
+        let mut out = None;
+        for r in t {
+            out = Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?,
+                r.get::<i32>(4)?,
+                r.get::<pg_sys::Oid>(5)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
     })
     .map_err(spi_err)?;
-    let Some((status, request, conninfo, resumed_by)) = row else {
-        return Err(CloneError::InvalidOptions(format!(
-            "there is no job {job_id}"
-        )));
+    let Some((status, request, conninfo, resumed_by, owner)) = row else {
+        return Err(CloneError::NoJob(job_id));
     };
     if let Some(next) = resumed_by {
-        return Err(CloneError::InvalidOptions(format!(
+        return Err(CloneError::JobState(format!(
             "job {job_id} was resumed already, as job {next}"
         )));
     }
     if status != "failed" && status != "cancelled" {
-        return Err(CloneError::InvalidOptions(format!(
+        return Err(CloneError::JobState(format!(
             "job {job_id} is {status}; only failed or cancelled jobs can be resumed"
         )));
     }
     let Some(conninfo) = conninfo else {
-        return Err(CloneError::InvalidOptions(format!(
+        return Err(CloneError::JobState(format!(
             "job {job_id} no longer has its connection string; start a new clone"
+        )));
+    };
+    let Some(owner) = owner.filter(|o| *o != pg_sys::InvalidOid) else {
+        return Err(CloneError::JobState(format!(
+            "the role that started job {job_id} no longer exists; start a new clone"
         )));
     };
     let mut req: JobRequest =
         serde_json::from_str(&request).map_err(|e| CloneError::Internal(e.to_string()))?;
     req.resumed_from = Some(job_id);
-    start_async(&req, &conninfo)
+    start(&req, &conninfo, false, Some(owner.to_u32())).map(|(id, _)| id)
+}
+
+/// `discard(job_id)`: take back what a failed or cancelled job made on this
+/// server and forget the job (with the jobs it resumed). The undo statements
+/// run newest first, as the job's own role (a superuser discarding an
+/// operator's job does not run the operator's records with superuser
+/// rights), in the caller's transaction: all of it, or nothing.
+pub fn discard(job_id: i32) -> Result<String> {
+    reap()?;
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT j.status, \
+                    (SELECT min(n.job_id) FROM pgclone.jobs n WHERE n.resumed_from = j.job_id), \
+                    j.owner_name::text \
+             FROM pgclone.jobs j WHERE j.job_id = $1",
+            None,
+            &[job_id.into()],
+        )?;
+        let mut out = None;
+        for r in t {
+            out = Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?,
+                r.get::<String>(3)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .map_err(spi_err)?;
+    let Some((status, resumed_by, owner)) = row else {
+        return Err(CloneError::NoJob(job_id));
+    };
+    if live_ids().contains(&job_id) || status == "running" || status == "pending" {
+        return Err(CloneError::JobState(format!(
+            "job {job_id} is running; pgclone.cancel({job_id}) first"
+        )));
+    }
+    if let Some(next) = resumed_by {
+        return Err(CloneError::JobState(format!(
+            "job {job_id} was resumed as job {next}; discard job {next}"
+        )));
+    }
+    if status == "completed" {
+        return Err(CloneError::JobState(format!(
+            "job {job_id} completed; discard() takes back failed or cancelled jobs only"
+        )));
+    }
+    let undo: Vec<String> = Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT sql FROM pgclone.job_undo WHERE job_id = $1 AND NOT on_success ORDER BY seq DESC",
+            None,
+            &[job_id.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(r.get::<String>(1)?);
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .map_err(spi_err)?;
+    crate::target::as_role(Some(&owner), || {
+        let _guc = crate::target::GucScope::enter(&[("search_path", "")]);
+        for sql in &undo {
+            crate::target::run(sql);
+        }
+    })?;
+    // Forget the job and the chain of jobs it resumed.
+    let forgotten = Spi::get_one_with_args::<i64>(
+        "WITH RECURSIVE chain AS (SELECT job_id, resumed_from FROM pgclone.jobs WHERE job_id = $1 \
+           UNION ALL SELECT j.job_id, j.resumed_from FROM pgclone.jobs j JOIN chain c ON j.job_id = c.resumed_from), \
+         gone AS (DELETE FROM pgclone.jobs WHERE job_id IN (SELECT job_id FROM chain) RETURNING 1) \
+         SELECT count(*) FROM gone",
+        &[job_id.into()],
+    )
+    .map_err(spi_err)?
+    .unwrap_or(0);
+    Ok(format!(
+        "job {job_id} discarded: {} statement(s) took back what it made; {forgotten} job record(s) forgotten",
+        undo.len()
+    ))
+}
+
+/// The ids of this database's jobs that have live processes, whoever runs them.
+fn live_ids() -> Vec<i32> {
+    if !slots::available() {
+        return Vec::new();
+    }
+    let db = my_database();
+    let g = SLOTS.share();
+    g.s.iter()
+        .filter(|s| (s.state == STARTING || s.state == ACTIVE) && s.database == db)
+        .map(|s| s.job_id)
+        .collect()
 }
 
 /// `clear_jobs()`: forget finished jobs (completed, failed, cancelled).
 pub fn clear_jobs() -> Result<i64> {
     reap()?;
-    as_owner(|| {
+    {
         Spi::get_one::<i64>(
             "WITH gone AS (DELETE FROM pgclone.jobs WHERE status IN ('completed', 'failed', 'cancelled') RETURNING 1) \
              SELECT count(*) FROM gone",
         )
-    })
+    }
     .map(|n| n.unwrap_or(0))
     .map_err(spi_err)
 }
@@ -570,11 +693,9 @@ SELECT coalesce(json_agg(r ORDER BY r.job_id), '[]')::text FROM (\
   FROM pgclone.jobs j WHERE $1 IS NULL OR j.job_id = $1) r";
 
 fn fetch_rows(job_id: Option<i32>, with_tables: bool) -> Result<Vec<RawRow>> {
-    let text = as_owner(|| {
-        Spi::get_one_with_args::<String>(JOBS_SQL, &[job_id.into(), with_tables.into()])
-    })
-    .map_err(spi_err)?
-    .unwrap_or_else(|| "[]".into());
+    let text = { Spi::get_one_with_args::<String>(JOBS_SQL, &[job_id.into(), with_tables.into()]) }
+        .map_err(spi_err)?
+        .unwrap_or_else(|| "[]".into());
     serde_json::from_str(&text).map_err(|e| CloneError::Internal(format!("job state: {e}")))
 }
 
@@ -587,7 +708,7 @@ fn live_view() -> Vec<(i32, i64)> {
     let db = my_database();
     let g = SLOTS.share();
     g.s.iter()
-        .filter(|s| (s.state == STARTING || s.state == ACTIVE) && s.database == db)
+        .filter(|s| (s.state == STARTING || s.state == ACTIVE) && s.database == db && mine(s.role))
         .map(|s| (s.job_id, s.workers.iter().map(|w| w.bytes).sum()))
         .collect()
 }
@@ -657,7 +778,7 @@ pub fn progress_json(job_id: i32) -> Result<String> {
         .into_iter()
         .next()
         .map(|r| finish_row(r, &live))
-        .ok_or_else(|| CloneError::InvalidOptions(format!("there is no job {job_id}")))?;
+        .ok_or(CloneError::NoJob(job_id))?;
     serde_json::to_string(&row).map_err(|e| CloneError::Internal(e.to_string()))
 }
 

@@ -3,7 +3,7 @@
 //! transaction each).
 
 use super::slots::{self, ACTIVE, DONE, SLOTS};
-use super::{as_owner, stop_slot, JobRequest};
+use super::{stop_slot, JobRequest};
 use crate::conn::conninfo::ConnInfo;
 use crate::error::{sqlstate_from_int, CloneError, Result};
 use crate::exec::run_unit;
@@ -303,7 +303,7 @@ fn coordinate(idx: usize, job_id: i32, req: &JobRequest, conninfo: &str) -> Resu
     };
     let phases = serde_json::Value::Object(phases).to_string();
     txn(|| {
-        spi(as_owner(|| {
+        spi((|| {
             Spi::run_with_args(
                 "UPDATE pgclone.jobs SET status = $2, end_time = clock_timestamp(), summary = $3, \
                    error_message = $4, error_sqlstate = $5, phases = $6::jsonb, \
@@ -331,7 +331,7 @@ fn coordinate(idx: usize, job_id: i32, req: &JobRequest, conninfo: &str) -> Resu
                 )?;
             }
             Ok(())
-        }))
+        })())
     })?;
     result
 }
@@ -348,7 +348,7 @@ fn insert_job(job_id: i32, req: &JobRequest, conninfo: &str) -> Result<()> {
         .unwrap_or_default();
     let request = serde_json::to_string(req).map_err(|e| CloneError::Internal(e.to_string()))?;
     let table = req.target_table.clone().or(req.table.clone());
-    spi(as_owner(|| {
+    spi((|| {
         Spi::run_with_args(
             "INSERT INTO pgclone.jobs (job_id, status, op_type, schema_name, table_name, request, source, \
                                        owner_name, workers, resumed_from, current_phase) \
@@ -377,17 +377,17 @@ fn insert_job(job_id: i32, req: &JobRequest, conninfo: &str) -> Result<()> {
             )?;
         }
         Ok(())
-    }))
+    })())
 }
 
 fn set_phase(job_id: i32, phase: &str) -> Result<()> {
     txn(|| {
-        spi(as_owner(|| {
+        spi({
             Spi::run_with_args(
                 "UPDATE pgclone.jobs SET current_phase = $2 WHERE job_id = $1",
                 &[job_id.into(), phase.into()],
             )
-        }))
+        })
     })
 }
 
@@ -398,7 +398,7 @@ fn run_table(idx: usize, job_id: i32, req: &JobRequest, conninfo: &str) -> Resul
     let schema = req.schema.clone().unwrap_or_default();
     let table = req.table.clone().unwrap_or_default();
     txn(|| {
-        spi(as_owner(|| {
+        spi({
             Spi::run_with_args(
                 "INSERT INTO pgclone.job_units (job_id, unit_id, kind, schema_name, table_name, status, worker_pid, started) \
                  VALUES ($1, 1, 'copy', $2, $3, 'running', $4, clock_timestamp()); \
@@ -410,7 +410,7 @@ fn run_table(idx: usize, job_id: i32, req: &JobRequest, conninfo: &str) -> Resul
                     my_pid().into(),
                 ],
             )
-        }))
+        })
     })?;
     ME.with(|m| m.set(Some((idx, 0))));
     let started = Instant::now();
@@ -458,19 +458,19 @@ fn run_schemas(
     slots::put(&mut SLOTS.exclusive().s[idx].snapshot, &snapshot);
     let pre_done = match req.resumed_from {
         Some(old) => txn(|| {
-            spi(as_owner(|| {
+            spi({
                 Spi::get_one_with_args::<bool>(
                     "SELECT pre_data_done FROM pgclone.jobs WHERE job_id = $1",
                     &[old.into()],
                 )
-            }))
+            })
         })?
         .unwrap_or(false),
         None => false,
     };
     let wall = Instant::now();
     let mut p: Prepared = txn(|| {
-        let mut p = prepare(&src, &sreq, !pre_done)?;
+        let mut p = prepare(&src, &sreq, !pre_done, true)?;
         p.refresh_in_units = true;
         p.phases.mark("schema");
         // Every table counts, those with nothing to copy or index too.
@@ -478,6 +478,7 @@ fn run_schemas(
         match req.resumed_from {
             Some(old) if pre_done => copy_units(job_id, old)?,
             _ => {
+                record_undo(job_id, &p.undo, &p.on_success)?;
                 let split = sreq
                     .options
                     .split_tables_larger_than
@@ -494,14 +495,14 @@ fn run_schemas(
                 insert_units(job_id, &list)?;
             }
         }
-        spi(as_owner(|| {
+        spi({
             Spi::run_with_args(
                 "UPDATE pgclone.jobs SET pre_data_done = true, current_phase = 'copy', tables_total = $2, \
                    bytes_total = (SELECT sum(est_bytes) FROM pgclone.job_units WHERE job_id = $1 AND kind = 'copy') \
                  WHERE job_id = $1",
                 &[job_id.into(), tables.into()],
             )
-        }))?;
+        })?;
         Ok(p)
     })?;
     for (name, secs) in &p.phases.spent {
@@ -513,7 +514,7 @@ fn run_schemas(
     let note = run_workers(idx, job_id, req.workers, &src, &p.encoding)?;
     phases.insert("data_s".into(), round(data_started.elapsed().as_secs_f64()));
     let (rows, bytes, copy_ms, index_ms) = txn(|| {
-        spi(as_owner(|| {
+        spi({
             Spi::connect(|c| {
                 let t = c.select(
                     "SELECT coalesce(sum(rows), 0)::bigint, coalesce(sum(bytes), 0)::bigint, \
@@ -531,7 +532,7 @@ fn run_schemas(
                     r.get::<i64>(4)?.unwrap_or(0),
                 ))
             })
-        }))
+        })
     })?;
     phases.insert("copy_cumulative_s".into(), round(copy_ms as f64 / 1000.0));
     phases.insert(
@@ -547,6 +548,9 @@ fn run_schemas(
     let (xr, xb) = txn(|| {
         let extra = p.copy_extras(&src, sreq.include_data)?;
         p.finish(&src, &sreq)?;
+        for sql in on_success(job_id)? {
+            target::run(&sql);
+        }
         Ok(extra)
     })?;
     src.batch("COMMIT")?;
@@ -563,6 +567,22 @@ fn run_schemas(
         index_ms as f64 / 1000.0
     ));
     Ok(summary)
+}
+
+/// The statements a job runs when it completes (recorded with its pre-data).
+fn on_success(job_id: i32) -> Result<Vec<String>> {
+    spi(Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT sql FROM pgclone.job_undo WHERE job_id = $1 AND on_success ORDER BY seq",
+            None,
+            &[job_id.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(r.get::<String>(1)?);
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    }))
 }
 
 fn round(s: f64) -> serde_json::Value {
@@ -587,34 +607,62 @@ fn insert_units(job_id: i32, list: &[Unit]) -> Result<()> {
                 "freeze": u.freeze,
                 "sqls": u.sqls,
                 "est_bytes": u.est_bytes,
+                "run_as": u.run_as,
                 "status": "pending",
             })
         })
         .collect();
     let json = serde_json::Value::Array(rows).to_string();
-    spi(as_owner(|| {
+    spi({
         Spi::run_with_args(
-            "INSERT INTO pgclone.job_units SELECT * FROM json_populate_recordset(NULL::pgclone.job_units, $1::json)",
+            "INSERT INTO pgclone.job_units (job_id, unit_id, kind, schema_name, table_name, chunk, chunks, copy_sql, \
+                                            columns, \"binary\", \"freeze\", sqls, est_bytes, run_as, status) \
+             SELECT job_id, unit_id, kind, schema_name, table_name, chunk, chunks, copy_sql, \
+                    columns, \"binary\", \"freeze\", sqls, est_bytes, run_as, status \
+             FROM pg_catalog.json_populate_recordset(NULL::pgclone.job_units, $1::pg_catalog.json)",
             &[json.into()],
         )
-    }))
+    })
+}
+
+/// What discard() needs to take the pre-data back, and what completion runs,
+/// in the transaction that makes the pre-data.
+fn record_undo(job_id: i32, undo: &[String], on_success: &[String]) -> Result<()> {
+    let rows: Vec<serde_json::Value> = undo
+        .iter()
+        .map(|q| (q, false))
+        .chain(on_success.iter().map(|q| (q, true)))
+        .enumerate()
+        .map(|(i, (q, ok))| serde_json::json!({"job_id": job_id, "seq": i + 1, "sql": q, "on_success": ok}))
+        .collect();
+    spi(Spi::run_with_args(
+        "INSERT INTO pgclone.job_undo (job_id, seq, sql, on_success) \
+         SELECT job_id, seq, sql, on_success \
+         FROM pg_catalog.json_populate_recordset(NULL::pgclone.job_undo, $1::pg_catalog.json)",
+        &[serde_json::Value::Array(rows).to_string().into()],
+    ))
 }
 
 /// A resumed job takes over the units of the job it continues: done ones
-/// stay done (their rows are in), the rest run again.
+/// stay done (their rows are in), the rest run again; and its undo record.
 fn copy_units(job_id: i32, old: i32) -> Result<()> {
-    spi(as_owner(|| {
+    spi(Spi::run_with_args(
+        "INSERT INTO pgclone.job_undo (job_id, seq, sql, on_success) \
+         SELECT $1, seq, sql, on_success FROM pgclone.job_undo WHERE job_id = $2",
+        &[job_id.into(), old.into()],
+    ))?;
+    spi({
         Spi::run_with_args(
             "INSERT INTO pgclone.job_units (job_id, unit_id, kind, schema_name, table_name, chunk, chunks, copy_sql, \
-                                            columns, \"binary\", \"freeze\", sqls, est_bytes, status, rows, bytes, ms) \
+                                            columns, \"binary\", \"freeze\", sqls, est_bytes, run_as, status, rows, bytes, ms) \
              SELECT $1, unit_id, kind, schema_name, table_name, chunk, chunks, copy_sql, columns, \"binary\", \"freeze\", \
-                    sqls, est_bytes, CASE WHEN status = 'done' THEN 'done' ELSE 'pending' END, \
+                    sqls, est_bytes, run_as, CASE WHEN status = 'done' THEN 'done' ELSE 'pending' END, \
                     CASE WHEN status = 'done' THEN rows END, CASE WHEN status = 'done' THEN bytes END, \
                     CASE WHEN status = 'done' THEN ms END \
              FROM pgclone.job_units WHERE job_id = $2",
             &[job_id.into(), old.into()],
         )
-    }))
+    })
 }
 
 /// Start the copy workers and wait for them. Returns a note on how many ran.
@@ -664,13 +712,13 @@ fn run_workers(
             // A worker that ended while holding a unit did not finish it: the
             // job cannot complete, so stop the others now.
             let held = txn(|| {
-                spi(as_owner(|| {
+                spi({
                     Spi::get_one_with_args::<String>(
                         "SELECT string_agg(kind || ' ' || format('%I.%I', schema_name, table_name), ', ') \
                          FROM pgclone.job_units WHERE job_id = $1 AND status = 'running' AND worker_pid = $2",
                         &[job_id.into(), (*pid).into()],
                     )
-                }))
+                })
             })?;
             if let Some(held) = held {
                 let mut g = SLOTS.exclusive();
@@ -700,12 +748,12 @@ fn run_workers(
         return Err(stopped(cancel));
     }
     let left = txn(|| {
-        spi(as_owner(|| {
+        spi({
             Spi::get_one_with_args::<i64>(
                 "SELECT count(*) FROM pgclone.job_units WHERE job_id = $1 AND status <> 'done'",
                 &[job_id.into()],
             )
-        }))
+        })
     })?
     .unwrap_or(0);
     if left > 0 {
@@ -781,6 +829,7 @@ struct UnitRow {
     freeze: bool,
     sqls: Vec<String>,
     est_bytes: i64,
+    run_as: Option<String>,
 }
 
 /// Take the first ready unit: one whose table has no unfinished unit of an
@@ -789,7 +838,7 @@ struct UnitRow {
 /// after the other in dependency order, before other ready work: a refresh
 /// is usually long.
 fn claim(job_id: i32) -> Result<Claim> {
-    let row = spi(as_owner(|| {
+    let row = spi({
         Spi::get_one_with_args::<String>(
             "WITH claimed AS (UPDATE pgclone.job_units u SET status = 'running', worker_pid = $2, started = clock_timestamp() \
              WHERE (u.job_id, u.unit_id) = ( \
@@ -808,7 +857,7 @@ fn claim(job_id: i32) -> Result<Claim> {
              SELECT (SELECT j FROM claimed)",
             &[job_id.into(), my_pid().into()],
         )
-    }))?;
+    })?;
     if let Some(text) = row {
         let r: UnitRow =
             serde_json::from_str(&text).map_err(|e| CloneError::Internal(e.to_string()))?;
@@ -825,14 +874,15 @@ fn claim(job_id: i32) -> Result<Claim> {
             freeze: r.freeze,
             sqls: r.sqls,
             est_bytes: r.est_bytes,
+            run_as: r.run_as,
         })));
     }
-    let pending = spi(as_owner(|| {
+    let pending = spi({
         Spi::get_one_with_args::<i64>(
             "SELECT count(*) FROM pgclone.job_units WHERE job_id = $1 AND status = 'pending'",
             &[job_id.into()],
         )
-    }))?
+    })?
     .unwrap_or(0);
     Ok(if pending > 0 {
         Claim::Wait
@@ -842,7 +892,7 @@ fn claim(job_id: i32) -> Result<Claim> {
 }
 
 fn mark_done(job_id: i32, unit: i32, rows: u64, bytes: u64, took: Duration) -> Result<()> {
-    spi(as_owner(|| {
+    spi({
         Spi::run_with_args(
             "UPDATE pgclone.job_units SET status = 'done', rows = $3, bytes = $4, ms = $5 \
              WHERE job_id = $1 AND unit_id = $2",
@@ -854,7 +904,7 @@ fn mark_done(job_id: i32, unit: i32, rows: u64, bytes: u64, took: Duration) -> R
                 (took.as_millis() as i64).into(),
             ],
         )
-    }))
+    })
 }
 
 /// Claim and run units until none is left. Each unit's work and its "done"
