@@ -48,9 +48,12 @@ init_one() {   # init_one NAME [tls]
     if [[ $name == tgt ]]; then
         echo "shared_preload_libraries = 'pgclone'" >>"$data/postgresql.conf"
     fi
-    # Passwords over TCP, so the tests can check that a wrong one is refused.
+    # Passwords over TCP, so the tests can check that a wrong one is refused;
+    # one database trusts TCP logins, for the test that pgclone does not
+    # lend such a server's identity to an operator.
     {
         echo "local all all trust"
+        echo "host pgclone_trust all 127.0.0.1/32 trust"
         if [[ $tls == tls ]]; then
             echo "hostssl all all 127.0.0.1/32 scram-sha-256"
         else

@@ -344,7 +344,7 @@ fn cancel_stops_mid_copy_and_resume_completes() {
     env.assert_same_database(SRC, "jobs_cancel", &["--schema", "app"]);
     // The same job cannot be resumed twice.
     let (code, msg) = expect_error(&mut c, &format!("SELECT pgclone.resume({job})"));
-    assert_eq!(code, "22023");
+    assert_eq!(code, "55000");
     assert!(msg.contains("resumed already"), "{msg}");
 }
 
