@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh -- every test of pgclone, from a fresh Debian 12 machine:
 #   1. setup (scripts/setup.sh)
-#   2. cargo fmt --check and cargo clippy -D warnings
-#   3. unit tests and in-server tests (cargo pgrx test pg15)
+#   2. cargo fmt --check and cargo clippy -D warnings, whole workspace
+#   3. the pure crate's unit tests (cargo test -p pgclone-core), then the
+#      extension's unit and in-server tests (cargo pgrx test pg15)
 #   4. build and install the extension, start source, target and TLS-only
 #      clusters (scripts/clusters.sh), run the integration tests against them
 set -euo pipefail
@@ -12,10 +13,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 ./scripts/setup.sh
 
 echo "== format and lint"
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features integration -- -D warnings
 
-echo "== unit tests and in-server tests"
+echo "== unit tests of the pure crate (no server)"
+cargo test -p pgclone-core
+
+echo "== in-server tests"
 PGRX_DATA=${PGRX_TEST_PGDATA:-/tmp/pgclone-pgrx-test}
 mkdir -p "$PGRX_DATA"
 chown postgres: "$PGRX_DATA"

@@ -11,16 +11,14 @@ pub mod api;
 pub mod catalog;
 pub mod conn;
 pub mod copy;
-pub mod ddl;
-pub mod error;
 pub mod error_report;
 pub mod exec;
 pub mod interrupts;
 pub mod jobs;
-pub mod options;
-pub mod plan;
-pub mod sqltext;
 pub mod target;
+
+// The pure parts live in their own crate, tested without a server.
+pub use pgclone_core::{ddl, error, options, plan, progress, sqltext};
 
 ::pgrx::pg_module_magic!();
 

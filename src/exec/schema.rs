@@ -3,7 +3,7 @@
 
 use super::{copy_table, human_bytes, run_unit};
 use crate::catalog::objects::{self as q, *};
-use crate::catalog::{self, TableDef};
+use crate::catalog::{self, fetch, TableDef};
 use crate::conn::{session_setup_sql, SourceConn};
 use crate::copy::CopySource;
 use crate::ddl::objects::{self as render, ObjScript, Roles};
@@ -181,13 +181,12 @@ fn load_inventory(
         {
             continue;
         }
-        inv.tables
-            .push(catalog::table::load_with(src, &s, &t, true)?);
+        inv.tables.push(catalog::load_with(src, &s, &t, true)?);
     }
     inv.types = fetch(src, &q::types_sql(), &[&names])?;
     inv.sequences = fetch(src, &q::sequences_sql(), &[&names])?;
     for s in &mut inv.sequences {
-        (s.last_value, s.is_called) = catalog::table::sequence_position(src, &s.schema, &s.name)?;
+        (s.last_value, s.is_called) = catalog::sequence_position(src, &s.schema, &s.name)?;
     }
     inv.views = fetch(src, &q::views_sql(), &[&names])?;
     for v in inv.views.iter().filter(|v| v.kind == "m") {

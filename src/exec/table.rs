@@ -60,7 +60,7 @@ pub fn clone_table_counted(req: &TableRequest) -> Result<(String, u64, u64)> {
     // One snapshot for the catalog and the data: the definition and the rows
     // belong to the same instant.
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-    let mut def = catalog::table::load(&src, req.schema, req.table)?;
+    let mut def = catalog::load(&src, req.schema, req.table)?;
     let mut notices: Vec<String> = Vec::new();
     if let Some(cols) = &opts.columns {
         let dropped = def

@@ -11,7 +11,6 @@
 //! units are in, with no copy of the queue to keep in step. A claim costs a
 //! few milliseconds against units that take seconds.
 
-pub mod progress;
 pub mod slots;
 pub mod worker;
 
@@ -19,6 +18,7 @@ use crate::error::{CloneError, Result};
 use crate::error_report::notice;
 use crate::exec::schema::{SchemaRequest, What};
 use crate::options::Options;
+use crate::progress;
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BackgroundWorkerStatus};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;

@@ -3,9 +3,6 @@
 //! large objects, default privileges, and the dependencies between them.
 
 use super::AclEntry;
-use crate::conn::SourceConn;
-use crate::error::{CloneError, Result};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -556,17 +553,6 @@ pub fn extension_members_sql() -> String {
          ) s WHERE s.k IS NOT NULL",
         key = node_key("e.classid", "e.objid"),
     )
-}
-
-pub fn fetch<T: DeserializeOwned>(
-    conn: &SourceConn,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<T> {
-    let row = conn.query_one(sql, params)?;
-    let text: String = row.get(0);
-    serde_json::from_str(&text)
-        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
 }
 
 /// Objects of kinds pgclone does not create yet (operator classes and

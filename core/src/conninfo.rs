@@ -2,6 +2,7 @@
 //! parsed into an ordered list of settings. Pure: no I/O, no server.
 
 use crate::error::{CloneError, Result};
+use crate::sqltext::quote_literal;
 
 /// Keys pgclone carries out itself.
 const SUPPORTED: &[&str] = &[
@@ -413,6 +414,63 @@ fn parse_uri(s: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// What the local server says about itself, used to fill in a conninfo that
+/// names no host, port or user: such a conninfo means "this server".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDefaults {
+    pub socket_dir: Option<String>,
+    pub port: u16,
+    pub user: String,
+}
+
+/// Fill the gaps of `info` the way a DBA expects inside a server: no host means
+/// the local server's own socket, no port its own port, no user the caller.
+pub fn with_local_defaults(info: &ConnInfo, local: &LocalDefaults) -> ConnInfo {
+    let mut out = info.clone();
+    if info.get("host").is_none_or(|h| h.is_empty()) && info.get("hostaddr").is_none() {
+        match &local.socket_dir {
+            Some(dir) => out.set("host", dir),
+            None => out.set("host", "127.0.0.1"),
+        }
+        if info.get("port").is_none() {
+            out.set("port", &local.port.to_string());
+        }
+    }
+    if info.get("user").is_none_or(|u| u.is_empty()) {
+        out.set("user", &local.user);
+    }
+    if info.get("dbname").is_none_or(|d| d.is_empty()) {
+        let user = out.get("user").unwrap_or_default().to_string();
+        out.set("dbname", &user);
+    }
+    out
+}
+
+/// Settings every source session gets, so text COPY is lossless and parsable
+/// by the target whatever the source's own defaults are.
+pub fn session_setup_sql(client_encoding: &str, lock_timeout: &str) -> String {
+    let settings = [
+        ("search_path", ""),
+        // The filter check reads string literals as the server does with
+        // this setting on; a server defaulting to off must not disagree.
+        ("standard_conforming_strings", "on"),
+        ("client_encoding", client_encoding),
+        ("DateStyle", "ISO"),
+        ("IntervalStyle", "postgres"),
+        ("extra_float_digits", "3"),
+        ("bytea_output", "hex"),
+        ("TimeZone", "UTC"),
+        ("statement_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("lock_timeout", lock_timeout),
+    ];
+    settings
+        .iter()
+        .map(|(k, v)| format!("SET {k} = {};", quote_literal(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -485,5 +543,45 @@ mod unit {
         c.set("dbname", "c");
         assert_eq!(c.get("dbname"), Some("c"));
         assert_eq!(c.params.iter().filter(|(k, _)| k == "dbname").count(), 1);
+    }
+
+    fn local() -> LocalDefaults {
+        LocalDefaults {
+            socket_dir: Some("/var/run/postgresql".into()),
+            port: 5433,
+            user: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn empty_conninfo_means_this_server() {
+        let c = with_local_defaults(&ConnInfo::parse("dbname=prod").unwrap(), &local());
+        assert_eq!(c.get("host"), Some("/var/run/postgresql"));
+        assert_eq!(c.get("port"), Some("5433"));
+        assert_eq!(c.get("user"), Some("alice"));
+        assert_eq!(c.get("dbname"), Some("prod"));
+        let c = with_local_defaults(&ConnInfo::parse("").unwrap(), &local());
+        assert_eq!(c.get("dbname"), Some("alice"));
+    }
+
+    #[test]
+    fn explicit_host_is_kept() {
+        let c = with_local_defaults(
+            &ConnInfo::parse("host=10.1.2.3 user=bob").unwrap(),
+            &local(),
+        );
+        assert_eq!(c.get("host"), Some("10.1.2.3"));
+        assert_eq!(c.get("port"), None);
+        assert_eq!(c.get("user"), Some("bob"));
+    }
+
+    #[test]
+    fn setup_sql_quotes_values() {
+        let s = session_setup_sql("UTF8", "1min");
+        assert!(s.contains("SET search_path = '';"));
+        assert!(s.contains("SET client_encoding = 'UTF8';"));
+        assert!(s.contains("SET lock_timeout = '1min';"));
+        let s = session_setup_sql("x'; DROP", "0");
+        assert!(s.contains("'x''; DROP'"));
     }
 }

@@ -1,11 +1,5 @@
 //! Reading one table's full definition from the source.
 
-use super::{Column, Constraint, Index, OwnedSequence, Policy, TableDef, Trigger};
-use crate::conn::SourceConn;
-use crate::error::{CloneError, Result};
-use crate::sqltext::qualified;
-use serde::de::DeserializeOwned;
-
 /// JSON array of an ACL column, in the ACL's own order.
 pub(crate) fn acl_json(col: &str) -> String {
     format!(
@@ -192,91 +186,4 @@ pub fn sequences_sql() -> String {
            AND d.refobjid = $1 AND d.deptype IN ('a','i')",
         acl = acl_json("c.relacl")
     )
-}
-
-fn fetch_json<T: DeserializeOwned>(conn: &SourceConn, sql: &str, oid: u32) -> Result<T> {
-    let row = conn.query_one(sql, &[&oid])?;
-    let text: String = row.get(0);
-    serde_json::from_str(&text)
-        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
-}
-
-/// The whole definition of `schema.name` on the source, or a clear error when
-/// the schema or table is missing or the relation is not a table.
-pub fn load(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {
-    load_with(conn, schema, name, false)
-}
-
-/// As `load`; with `partitioned`, a partitioned table is accepted too (a
-/// schema clone creates its partitions alongside).
-pub fn load_with(
-    conn: &SourceConn,
-    schema: &str,
-    name: &str,
-    partitioned: bool,
-) -> Result<TableDef> {
-    let row = conn.query_opt(&table_sql(), &[&schema, &name])?;
-    let Some(row) = row else {
-        let exists = conn
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-                &[&schema],
-            )?
-            .get::<_, bool>(0);
-        return Err(if exists {
-            CloneError::UndefinedTable(qualified(schema, name))
-        } else {
-            CloneError::UndefinedSchema(schema.to_string())
-        });
-    };
-    let text: String = row.get(0);
-    let mut def: TableDef = serde_json::from_str(&text)
-        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))?;
-    match def.relkind.as_str() {
-        "r" => {}
-        "p" if partitioned => {}
-        "p" => {
-            return Err(CloneError::NotSupported(format!(
-                "{} is a partitioned table: clone it with pgclone.schema(), which copies its partitions",
-                qualified(schema, name)
-            )))
-        }
-        other => {
-            let what = match other {
-                "v" => "a view",
-                "m" => "a materialized view",
-                "S" => "a sequence",
-                "f" => "a foreign table",
-                "i" | "I" => "an index",
-                _ => "not a table",
-            };
-            return Err(CloneError::NotSupported(format!(
-                "{} is {what}, not a table",
-                qualified(schema, name)
-            )));
-        }
-    }
-    let v = conn.server_version_num;
-    def.columns = fetch_json::<Vec<Column>>(conn, &columns_sql(v), def.oid)?;
-    def.constraints = fetch_json::<Vec<Constraint>>(conn, &constraints_sql(), def.oid)?;
-    def.indexes = fetch_json::<Vec<Index>>(conn, &indexes_sql(), def.oid)?;
-    def.triggers = fetch_json::<Vec<Trigger>>(conn, &triggers_sql(), def.oid)?;
-    def.policies = fetch_json::<Vec<Policy>>(conn, &policies_sql(), def.oid)?;
-    def.sequences = fetch_json::<Vec<OwnedSequence>>(conn, &sequences_sql(), def.oid)?;
-    for s in &mut def.sequences {
-        (s.last_value, s.is_called) = sequence_position(conn, &s.schema, &s.name)?;
-    }
-    Ok(def)
-}
-
-/// A sequence's last_value and is_called, as setval wants them.
-pub fn sequence_position(conn: &SourceConn, schema: &str, name: &str) -> Result<(i64, bool)> {
-    let row = conn.query_one(
-        &format!(
-            "SELECT last_value, is_called FROM {}",
-            qualified(schema, name)
-        ),
-        &[],
-    )?;
-    Ok((row.get(0), row.get(1)))
 }

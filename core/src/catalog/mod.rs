@@ -1,0 +1,436 @@
+//! The source catalog as plain Rust structs. Each query asks the source to
+//! build JSON, so one round trip brings a whole object kind, and every name and
+//! expression arrives rendered by the source itself (`pg_get_*`, `format_type`)
+//! with `search_path = ''`, so it is schema-qualified wherever that matters.
+
+pub mod objects;
+pub mod table;
+
+use serde::Deserialize;
+
+/// One entry of an ACL, as `aclexplode` gives it. `grantee = None` is PUBLIC.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AclEntry {
+    pub grantee: Option<String>,
+    pub privilege: String,
+    pub grantable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Column {
+    pub attnum: i16,
+    pub name: String,
+    pub type_sql: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// The expression of a generated column.
+    pub generated: Option<String>,
+    /// 's' stored (PG12+), 'v' virtual (PG18+).
+    pub generated_kind: Option<String>,
+    /// 'a' ALWAYS or 'd' BY DEFAULT.
+    pub identity: Option<String>,
+    /// Qualified, quoted collation when it is not the type's default.
+    pub collation: Option<String>,
+    /// Storage when it differs from the type's default.
+    pub storage: Option<String>,
+    pub stattarget: Option<i32>,
+    pub options: Option<Vec<String>>,
+    pub compression: Option<String>,
+    pub comment: Option<String>,
+    pub acl: Vec<AclEntry>,
+    /// True when the type's binary COPY form is the same on any server of the
+    /// same major version (built-in types, enums, domains over those).
+    pub binary_ok: bool,
+    /// Columns a generated expression reads.
+    pub deps: Option<Vec<i16>>,
+    /// Defined in this table, not only inherited.
+    #[serde(default = "yes")]
+    pub is_local: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Constraint {
+    pub name: String,
+    /// p, u, c, f or x
+    pub kind: String,
+    pub def: String,
+    pub validated: bool,
+    pub columns: Vec<i16>,
+    pub ref_schema: Option<String>,
+    pub ref_table: Option<String>,
+    pub self_ref: bool,
+    pub comment: Option<String>,
+    pub index_comment: Option<String>,
+    /// `pg_get_indexdef` of a PRIMARY KEY's or UNIQUE constraint's index.
+    #[serde(default)]
+    pub index_def: Option<String>,
+    #[serde(default)]
+    pub deferrable: bool,
+    #[serde(default)]
+    pub deferred: bool,
+    #[serde(default = "yes")]
+    pub is_local: bool,
+    /// For a partition's key: the parent's index it attaches to (qualified).
+    #[serde(default)]
+    pub parent_index: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Index {
+    pub name: String,
+    pub def: String,
+    pub columns: Vec<i16>,
+    pub comment: Option<String>,
+    /// (index column number, statistics target) for expression columns that have one.
+    pub stats: Option<Vec<(i16, i32)>>,
+    /// For a partition's index: the parent's index it attaches to (qualified).
+    #[serde(default)]
+    pub parent_index: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    pub def: String,
+    /// O origin (default), D disabled, R replica, A always
+    pub enabled: String,
+    pub columns: Vec<i16>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub permissive: bool,
+    /// r SELECT, a INSERT, w UPDATE, d DELETE, * ALL
+    pub cmd: String,
+    /// Empty means PUBLIC.
+    pub roles: Vec<String>,
+    pub using: Option<String>,
+    pub check: Option<String>,
+    pub comment: Option<String>,
+    pub columns: Vec<i16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OwnedSequence {
+    pub schema: String,
+    pub name: String,
+    pub column: i16,
+    pub identity: bool,
+    pub type_sql: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    /// The sequence's name as a literal the way the source renders it inside
+    /// `nextval('...'::regclass)`, to find it in column defaults.
+    pub literal: String,
+    pub persistence: String,
+    #[serde(default)]
+    pub last_value: i64,
+    #[serde(default)]
+    pub is_called: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TableDef {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub relkind: String,
+    pub persistence: String,
+    pub reloptions: Vec<String>,
+    pub toast_reloptions: Vec<String>,
+    pub access_method: Option<String>,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    /// d default, n nothing, f full, i index
+    pub replident: String,
+    pub replident_index: Option<String>,
+    pub cluster_index: Option<String>,
+    pub owner: String,
+    pub acl: Vec<AclEntry>,
+    pub acl_null: bool,
+    pub comment: Option<String>,
+    pub is_partition: bool,
+    pub inherits: bool,
+    pub tablespace: Option<String>,
+    pub bytes: i64,
+    /// `pg_get_partkeydef` of a partitioned table.
+    #[serde(default)]
+    pub partkey: Option<String>,
+    /// The parent (qualified) and bound of a partition.
+    #[serde(default)]
+    pub partition_of: Option<String>,
+    #[serde(default)]
+    pub partition_bound: Option<String>,
+    /// Inheritance parents (qualified), in order.
+    #[serde(default)]
+    pub inherits_from: Vec<String>,
+    /// The composite type of a typed table (`CREATE TABLE t OF type`).
+    #[serde(default)]
+    pub of_type: Option<String>,
+    #[serde(default)]
+    pub columns: Vec<Column>,
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    #[serde(default)]
+    pub indexes: Vec<Index>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    #[serde(default)]
+    pub policies: Vec<Policy>,
+    #[serde(default)]
+    pub sequences: Vec<OwnedSequence>,
+}
+
+impl TableDef {
+    /// Every role the definition names: the owner, grantees, policy roles.
+    /// Every column COPY carries (generated ones are recomputed) has a type
+    /// whose binary form holds no OIDs, so binary COPY is safe between two
+    /// servers of one major version.
+    pub fn binary_copy_ok(&self) -> bool {
+        self.columns
+            .iter()
+            .filter(|c| c.generated.is_none())
+            .all(|c| c.binary_ok)
+    }
+
+    pub fn roles(&self) -> Vec<String> {
+        let mut r = vec![self.owner.clone()];
+        let acl = self
+            .acl
+            .iter()
+            .chain(self.columns.iter().flat_map(|c| c.acl.iter()));
+        let seq_acl = self.sequences.iter().flat_map(|s| s.acl.iter());
+        r.extend(acl.chain(seq_acl).filter_map(|a| a.grantee.clone()));
+        r.extend(self.policies.iter().flat_map(|p| p.roles.iter().cloned()));
+        r.extend(self.sequences.iter().map(|s| s.owner.clone()));
+        r.sort();
+        r.dedup();
+        r
+    }
+
+    /// Keep only the named columns (in table order) and drop every object that
+    /// reads a column left out. Returns what was dropped, for a NOTICE.
+    pub fn restrict_columns(&mut self, keep: &[String]) -> Result<Vec<String>, String> {
+        if let Some(missing) = keep
+            .iter()
+            .find(|k| !self.columns.iter().any(|c| &c.name == *k))
+        {
+            return Err(missing.clone());
+        }
+        let mut dropped_cols: Vec<i16> = Vec::new();
+        let mut notes = Vec::new();
+        // A generated column that reads a dropped column cannot stay either;
+        // repeat until nothing more falls away.
+        loop {
+            let before = dropped_cols.len();
+            for c in &self.columns {
+                let gone = !keep.contains(&c.name)
+                    || c.deps
+                        .as_ref()
+                        .is_some_and(|d| d.iter().any(|a| dropped_cols.contains(a)));
+                if gone && !dropped_cols.contains(&c.attnum) {
+                    dropped_cols.push(c.attnum);
+                    if keep.contains(&c.name) {
+                        notes.push(format!(
+                            "generated column \"{}\" (it reads a column left out)",
+                            c.name
+                        ));
+                    }
+                }
+            }
+            if dropped_cols.len() == before {
+                break;
+            }
+        }
+        let hit = |cols: &[i16]| cols.iter().any(|a| dropped_cols.contains(a));
+        self.columns.retain(|c| !dropped_cols.contains(&c.attnum));
+        self.constraints.retain(|c| {
+            let keep = !hit(&c.columns);
+            if !keep {
+                notes.push(format!("constraint \"{}\"", c.name));
+            }
+            keep
+        });
+        self.indexes.retain(|i| {
+            let keep = !hit(&i.columns);
+            if !keep {
+                notes.push(format!("index \"{}\"", i.name));
+            }
+            keep
+        });
+        self.triggers.retain(|t| {
+            let keep = !hit(&t.columns);
+            if !keep {
+                notes.push(format!("trigger \"{}\"", t.name));
+            }
+            keep
+        });
+        self.policies.retain(|p| {
+            let keep = !hit(&p.columns);
+            if !keep {
+                notes.push(format!("policy \"{}\"", p.name));
+            }
+            keep
+        });
+        self.sequences.retain(|s| !dropped_cols.contains(&s.column));
+        Ok(notes)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+
+    pub fn column(attnum: i16, name: &str, type_sql: &str) -> Column {
+        Column {
+            attnum,
+            name: name.into(),
+            type_sql: type_sql.into(),
+            not_null: false,
+            default: None,
+            generated: None,
+            generated_kind: None,
+            identity: None,
+            collation: None,
+            storage: None,
+            stattarget: None,
+            options: None,
+            compression: None,
+            comment: None,
+            acl: vec![],
+            binary_ok: true,
+            deps: None,
+            is_local: true,
+        }
+    }
+
+    pub fn table(schema: &str, name: &str) -> TableDef {
+        TableDef {
+            oid: 16400,
+            schema: schema.into(),
+            name: name.into(),
+            relkind: "r".into(),
+            persistence: "p".into(),
+            reloptions: vec![],
+            toast_reloptions: vec![],
+            access_method: Some("heap".into()),
+            rls_enabled: false,
+            rls_forced: false,
+            replident: "d".into(),
+            replident_index: None,
+            cluster_index: None,
+            owner: "postgres".into(),
+            acl: vec![],
+            acl_null: true,
+            comment: None,
+            is_partition: false,
+            inherits: false,
+            tablespace: None,
+            bytes: 0,
+            partkey: None,
+            partition_of: None,
+            partition_bound: None,
+            inherits_from: vec![],
+            of_type: None,
+            columns: vec![column(1, "id", "bigint"), column(2, "note", "text")],
+            constraints: vec![],
+            indexes: vec![],
+            triggers: vec![],
+            policies: vec![],
+            sequences: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::fixture::*;
+    use super::*;
+
+    #[test]
+    fn restrict_columns_drops_dependents() {
+        let mut t = table("public", "t");
+        let mut g = column(3, "note_len", "integer");
+        g.generated = Some("length(note)".into());
+        g.deps = Some(vec![2]);
+        t.columns.push(g);
+        t.indexes.push(Index {
+            name: "t_note_idx".into(),
+            def: "CREATE INDEX t_note_idx ON public.t USING btree (note)".into(),
+            columns: vec![2],
+            comment: None,
+            stats: None,
+            parent_index: None,
+        });
+        t.indexes.push(Index {
+            name: "t_id_idx".into(),
+            def: "CREATE INDEX t_id_idx ON public.t USING btree (id)".into(),
+            columns: vec![1],
+            comment: None,
+            stats: None,
+            parent_index: None,
+        });
+        let notes = t
+            .restrict_columns(&["id".into(), "note_len".into()])
+            .unwrap();
+        assert_eq!(
+            t.columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["id"]
+        );
+        assert_eq!(t.indexes.len(), 1);
+        assert!(notes.iter().any(|n| n.contains("note_len")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("t_note_idx")), "{notes:?}");
+    }
+
+    #[test]
+    fn restrict_columns_names_unknown() {
+        let mut t = table("public", "t");
+        assert_eq!(
+            t.restrict_columns(&["nope".into()]),
+            Err("nope".to_string())
+        );
+    }
+
+    #[test]
+    fn roles_are_collected_once() {
+        let mut t = table("public", "t");
+        t.acl.push(AclEntry {
+            grantee: Some("reader".into()),
+            privilege: "SELECT".into(),
+            grantable: false,
+        });
+        t.acl.push(AclEntry {
+            grantee: None,
+            privilege: "SELECT".into(),
+            grantable: false,
+        });
+        t.policies.push(Policy {
+            name: "p".into(),
+            permissive: true,
+            cmd: "r".into(),
+            roles: vec!["reader".into(), "app".into()],
+            using: Some("true".into()),
+            check: None,
+            comment: None,
+            columns: vec![],
+        });
+        assert_eq!(t.roles(), vec!["app", "postgres", "reader"]);
+    }
+}
