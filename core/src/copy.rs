@@ -3,16 +3,33 @@
 
 use crate::sqltext::{qualified, quote_ident};
 
+use serde::{Deserialize, Serialize};
+
+/// A part of a table, for a copy split between several workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Part {
+    /// Pages [lo, hi) of the heap (hi None: to the end, so rows on pages
+    /// added since the size was read still come).
+    Pages(i64, Option<i64>),
+    /// Rows whose integer key is in [lo, hi) (lo None: from the start, hi
+    /// None: to the end, so no row is left out whatever its key).
+    Key {
+        column: String,
+        lo: Option<i64>,
+        hi: Option<i64>,
+    },
+}
+
 /// How the source is read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CopySource {
     pub schema: String,
     pub table: String,
     pub columns: Vec<String>,
     pub filter: Option<String>,
     pub binary: bool,
-    /// A page range [lo, hi) of the table (hi None: to the end), for split copies.
-    pub pages: Option<(i64, Option<i64>)>,
+    /// A part of the table, for split copies.
+    pub part: Option<Part>,
 }
 
 impl CopySource {
@@ -23,13 +40,28 @@ impl CopySource {
         let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
         let format = if self.binary { " (FORMAT binary)" } else { "" };
         let rel = qualified(&self.schema, &self.table);
-        if let Some((lo, hi)) = self.pages {
-            // A TID range scan reads just these pages (PostgreSQL 14+).
-            let upper = hi
-                .map(|h| format!(" AND ctid < '({h},0)'::tid"))
-                .unwrap_or_default();
+        if let Some(part) = &self.part {
+            let cond = match part {
+                // A TID range scan reads just these pages (PostgreSQL 14+).
+                Part::Pages(lo, hi) => {
+                    let upper = hi
+                        .map(|h| format!(" AND ctid < '({h},0)'::tid"))
+                        .unwrap_or_default();
+                    format!("ctid >= '({lo},0)'::tid{upper}")
+                }
+                // The key's index reads just these rows.
+                Part::Key { column, lo, hi } => {
+                    let c = quote_ident(column);
+                    match (lo, hi) {
+                        (Some(l), Some(h)) => format!("{c} >= {l} AND {c} < {h}"),
+                        (Some(l), None) => format!("{c} >= {l}"),
+                        (None, Some(h)) => format!("{c} < {h}"),
+                        (None, None) => "true".into(),
+                    }
+                }
+            };
             return format!(
-                "COPY (SELECT {} FROM ONLY {rel} WHERE ctid >= '({lo},0)'::tid{upper}) TO STDOUT{format}",
+                "COPY (SELECT {} FROM ONLY {rel} WHERE {cond}) TO STDOUT{format}",
                 cols.join(", ")
             );
         }
@@ -66,7 +98,7 @@ mod unit {
             columns: vec!["id".into(), "a\"b".into()],
             filter: None,
             binary: true,
-            pages: None,
+            part: None,
         };
         assert_eq!(
             s.sql(),
@@ -83,5 +115,32 @@ mod unit {
             .filter_probe_sql()
             .unwrap()
             .ends_with("WHERE (\nid > 1 -- note\n)"));
+    }
+
+    #[test]
+    fn parts_of_a_table() {
+        let mut s = CopySource {
+            schema: "s".into(),
+            table: "t".into(),
+            columns: vec!["id".into()],
+            filter: None,
+            binary: false,
+            part: Some(Part::Pages(0, Some(100))),
+        };
+        assert!(s
+            .sql()
+            .contains("WHERE ctid >= '(0,0)'::tid AND ctid < '(100,0)'::tid"));
+        s.part = Some(Part::Key {
+            column: "id".into(),
+            lo: Some(10),
+            hi: None,
+        });
+        assert!(s.sql().contains("WHERE \"id\" >= 10)"));
+        s.part = Some(Part::Key {
+            column: "id".into(),
+            lo: None,
+            hi: Some(10),
+        });
+        assert!(s.sql().contains("WHERE \"id\" < 10)"));
     }
 }

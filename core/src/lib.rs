@@ -12,5 +12,6 @@ pub mod error;
 pub mod options;
 pub mod plan;
 pub mod progress;
+pub mod request;
 pub mod sqltext;
 pub mod wire;

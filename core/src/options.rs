@@ -220,13 +220,6 @@ impl Options {
             ("include_tables", self.include_tables.is_some()),
             ("exclude_tables", self.exclude_tables.is_some()),
             ("exclude_table_data", self.exclude_table_data.is_some()),
-            // One table is copied by one session; taking the option and doing
-            // nothing with it would mislead.
-            ("parallel", self.parallel.is_some_and(|p| p > 1)),
-            (
-                "split_tables_larger_than",
-                self.split_tables_larger_than.is_some(),
-            ),
         ];
         if scope != Scope::Table {
             if let Some((k, _)) = table_only.iter().find(|(_, set)| *set) {

@@ -13,10 +13,14 @@ const AUTH_SASL: u32 = 10;
 /// Before authentication the server only sends small messages; PostgreSQL's
 /// own limit for an authentication token is 64 kB.
 const MAX_PRE_AUTH: u32 = 65536;
-/// Messages that carry data (row descriptions, rows, COPY data, errors,
-/// notices, notifications, function results) may be as large as a server can
-/// build one: 1 GB (MaxAllocSize), plus the length word.
+/// Messages that carry data (row descriptions, rows, COPY data, function
+/// results) may be as large as a server can build one: 1 GB (MaxAllocSize),
+/// plus the length word.
 const MAX_DATA_MESSAGE: u32 = 0x3fff_ffff + 4;
+/// Errors and notices carry text (a detail may quote a value): 1 MB is far
+/// beyond what PostgreSQL writes. A notification's payload is under 8000 bytes.
+const MAX_TEXT_MESSAGE: u32 = 1 << 20;
+const MAX_NOTIFICATION: u32 = 1 << 16;
 /// Every other message is small; libpq draws the same line at 30000 bytes.
 const MAX_CONTROL_MESSAGE: u32 = 30000;
 
@@ -110,7 +114,9 @@ impl FrameWatch {
             return MAX_PRE_AUTH;
         }
         match kind {
-            b'T' | b'D' | b'd' | b'V' | b'E' | b'N' | b'A' => MAX_DATA_MESSAGE,
+            b'T' | b'D' | b'd' | b'V' => MAX_DATA_MESSAGE,
+            b'E' | b'N' => MAX_TEXT_MESSAGE,
+            b'A' => MAX_NOTIFICATION,
             _ => MAX_CONTROL_MESSAGE,
         }
     }

@@ -166,7 +166,22 @@ pub struct TableDef {
     pub is_partition: bool,
     pub inherits: bool,
     pub tablespace: Option<String>,
+    /// Heap and TOAST bytes on the source (from relpages, or measured when
+    /// relpages cannot tell).
     pub bytes: i64,
+    #[serde(default)]
+    pub pages: i64,
+    /// Never vacuumed or analyzed: `bytes` must be measured.
+    #[serde(default)]
+    pub size_unknown: bool,
+    #[serde(default)]
+    pub has_toast: bool,
+    /// A one-column integer primary key, to cut the table by key ranges.
+    #[serde(default)]
+    pub int_key: Option<String>,
+    /// Node keys of what its column defaults read.
+    #[serde(default)]
+    pub default_deps: Vec<String>,
     /// `pg_get_partkeydef` of a partitioned table.
     #[serde(default)]
     pub partkey: Option<String>,
@@ -341,6 +356,11 @@ pub(crate) mod fixture {
             inherits: false,
             tablespace: None,
             bytes: 0,
+            pages: 0,
+            size_unknown: false,
+            has_toast: false,
+            int_key: None,
+            default_deps: vec![],
             partkey: None,
             partition_of: None,
             partition_bound: None,
@@ -433,4 +453,39 @@ mod unit {
         });
         assert_eq!(t.roles(), vec!["app", "postgres", "reader"]);
     }
+}
+
+/// Everything a clone reads from the source, for the schemas it takes.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub schemas: Vec<objects::SchemaObj>,
+    pub tables: Vec<TableDef>,
+    pub types: Vec<objects::TypeObj>,
+    pub procs: Vec<objects::ProcObj>,
+    pub sequences: Vec<objects::SeqObj>,
+    pub views: Vec<objects::ViewObj>,
+    /// Indexes of materialized views, by the view's OID.
+    pub matview_indexes: Vec<(i64, Vec<Index>)>,
+    /// Triggers on views (INSTEAD OF and others), by the view's OID.
+    pub view_triggers: Vec<(i64, Vec<Trigger>)>,
+    pub rules: Vec<objects::RuleObj>,
+    pub stats: Vec<objects::StatObj>,
+    pub collations: Vec<objects::CollObj>,
+    pub extensions: Vec<objects::ExtObj>,
+    /// Columns of each extension configuration table (schema, table) to copy.
+    pub extension_columns: Vec<(String, String, Vec<String>)>,
+    pub default_acls: Vec<objects::DefaultAcl>,
+    pub large_objects: Vec<objects::LargeObj>,
+    /// (from, to) node keys.
+    pub edges: Vec<(String, String)>,
+    /// A member of an extension stands for its extension; a table's own
+    /// sequence for its table.
+    pub aliases: std::collections::HashMap<String, String>,
+    pub not_cloned: Vec<String>,
+    pub operators: Vec<objects::OperObj>,
+    pub ts_dicts: Vec<objects::TsDictObj>,
+    pub ts_configs: Vec<objects::TsConfigObj>,
+    pub casts: Vec<objects::CastObj>,
+    pub event_triggers: Vec<objects::EventTriggerObj>,
+    pub publications: Vec<objects::PublicationObj>,
 }

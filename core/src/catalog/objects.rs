@@ -484,7 +484,7 @@ pub fn default_acls_sql() -> String {
 /// creates before the data are keyed by kind and OID; parts of them (a
 /// column default, a constraint, an index, a view's rule, an array type, a
 /// table's row type) are mapped to the object they belong to.
-fn node_key(cls: &str, oid: &str) -> String {
+pub(crate) fn node_key(cls: &str, oid: &str) -> String {
     format!(
         "CASE {cls} \
           WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('i', 'I') THEN 'rel:' || i.indrelid \
@@ -520,12 +520,12 @@ fn node_key(cls: &str, oid: &str) -> String {
 }
 
 /// Dependencies between objects of the source database that matter for the
-/// order of creation. Only user objects (OID 16384 and up) can be nodes, so
+/// order of creation, as rows (from, to). Only user objects (OID 16384 and up) can be nodes, so
 /// the rows of the system's own objects are not even looked at. Column defaults, keys and foreign keys are left out:
 /// they are created after every object exists.
 pub fn edges_sql() -> String {
     format!(
-        "SELECT coalesce(json_agg(json_build_object('from', s.f, 'to', s.t)), '[]')::text FROM ( \
+        "SELECT s.f, s.t FROM ( \
            SELECT DISTINCT {from} AS f, {to} AS t FROM pg_depend d \
            WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384 \
              AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, \
@@ -541,11 +541,11 @@ pub fn edges_sql() -> String {
     )
 }
 
-/// Objects that belong to extensions, as node keys, so that a dependency on
-/// one becomes a dependency on its extension.
+/// Objects that belong to extensions, as rows (node key, extension key), so
+/// that a dependency on one becomes a dependency on its extension.
 pub fn extension_members_sql() -> String {
     format!(
-        "SELECT coalesce(json_agg(json_build_object('from', s.k, 'to', 'ext:' || s.x)), '[]')::text FROM ( \
+        "SELECT s.k, 'ext:' || s.x FROM ( \
            SELECT DISTINCT {key} AS k, e.refobjid AS x FROM pg_depend e \
            WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass AND e.objid >= 16384 \
              AND e.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_collation'::regclass, \

@@ -19,7 +19,19 @@ fn depends_on_columns(classid: &str, objid: &str, relid: &str) -> String {
     )
 }
 
-pub fn table_sql() -> String {
+/// One JSON row per table: by `(schema, name)` ($1, $2) for a table clone,
+/// or every table and partitioned table of the schemas in $1 that is not an
+/// extension's. Sizes come from `relpages` (heap and TOAST), which takes no
+/// lock on the table; a table never vacuumed or analyzed,
+/// whose `relpages` says nothing (`size_unknown`).
+pub fn tables_sql(by_name: bool) -> String {
+    let filter = if by_name {
+        "n.nspname = $1 AND c.relname = $2"
+    } else {
+        "n.nspname = ANY($1) AND c.relkind IN ('r', 'p') \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass \
+                         AND e.objid = c.oid AND e.deptype = 'e')"
+    };
     format!(
         "SELECT json_build_object(\
             'oid', c.oid::int8, 'schema', n.nspname, 'name', c.relname, 'relkind', c.relkind::text, \
@@ -34,7 +46,15 @@ pub fn table_sql() -> String {
             'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
             'comment', obj_description(c.oid, 'pg_class'), 'is_partition', c.relispartition, \
             'inherits', EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid), \
-            'tablespace', ts.spcname, 'bytes', pg_relation_size(c.oid), \
+            'tablespace', ts.spcname, \
+            'bytes', (c.relpages::int8 + coalesce(tc.relpages, 0)) * current_setting('block_size')::int8, \
+            'pages', c.relpages::int8, \
+            'size_unknown', c.reltuples < 0 AND c.relpages = 0, \
+            'has_toast', c.reltoastrelid <> 0, \
+            'int_key', (SELECT a.attname FROM pg_constraint k \
+                JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] \
+                WHERE k.conrelid = c.oid AND k.contype = 'p' AND cardinality(k.conkey) = 1 \
+                  AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)), \
             'partkey', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
             'partition_of', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
                 FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
@@ -49,9 +69,16 @@ pub fn table_sql() -> String {
          LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid \
          LEFT JOIN pg_am am ON am.oid = c.relam \
          LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
-         WHERE n.nspname = $1 AND c.relname = $2",
+         WHERE {filter} \
+         ORDER BY n.nspname, c.relname",
         acl = acl_json("c.relacl")
     )
+}
+
+/// The sizes (heap, TOAST, maps) of the tables in $1, for those `relpages`
+/// cannot tell. This takes a lock on each, so it is asked for few tables.
+pub fn table_sizes_sql() -> &'static str {
+    "SELECT r::int8, pg_table_size(r)::int8 FROM unnest($1::oid[]) AS r"
 }
 
 pub fn columns_sql(version: i32) -> String {
@@ -69,7 +96,7 @@ pub fn columns_sql(version: i32) -> String {
             AND (b.typtype = 'e' OR (b.oid < 16384 AND b.typsend::oid <> 0 AND b.typreceive::oid <> 0 \
                  AND (b.typelem = 0 OR b.typelem < 16384))))";
     format!(
-        "SELECT coalesce(json_agg(json_build_object(\
+        "SELECT a.attrelid::int8, json_agg(json_build_object(\
             'attnum', a.attnum, 'name', a.attname, 'type_sql', format_type(a.atttypid, a.atttypmod), \
             'not_null', a.attnotnull, \
             'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
@@ -85,19 +112,20 @@ pub fn columns_sql(version: i32) -> String {
             'binary_ok', {binary_ok}, \
             'deps', CASE WHEN d.oid IS NOT NULL THEN ARRAY({deps}) END, \
             'is_local', a.attislocal \
-         ) ORDER BY a.attnum), '[]')::text \
+         ) ORDER BY a.attnum)::text \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          LEFT JOIN pg_collation co ON co.oid = a.attcollation \
          LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
-         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+         WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+         GROUP BY a.attrelid",
         acl = acl_json("a.attacl"),
         deps = depends_on_columns("pg_attrdef", "d.oid", "a.attrelid"),
     )
 }
 
 pub fn constraints_sql() -> String {
-    "SELECT coalesce(json_agg(json_build_object(\
+    "SELECT con.conrelid::int8, json_agg(json_build_object(\
         'name', con.conname, 'kind', con.contype::text, 'def', pg_get_constraintdef(con.oid), \
         'validated', con.convalidated, 'columns', coalesce(con.conkey, '{}'), \
         'ref_schema', rn.nspname, 'ref_table', rc.relname, \
@@ -110,18 +138,19 @@ pub fn constraints_sql() -> String {
         'parent_index', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
             FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
             JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = con.conindid) \
-     ) ORDER BY con.contype, con.conname), '[]')::text \
+     ) ORDER BY con.contype, con.conname)::text \
      FROM pg_constraint con \
      LEFT JOIN pg_class rc ON rc.oid = con.confrelid \
      LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
-     WHERE con.conrelid = $1 AND con.contype IN ('p','u','c','f','x') \
-       AND (con.conparentid = 0 OR con.contype IN ('p','u','x'))"
+     WHERE con.conrelid = ANY($1) AND con.contype IN ('p','u','c','f','x') \
+       AND (con.conparentid = 0 OR con.contype IN ('p','u','x')) \
+     GROUP BY con.conrelid"
         .to_string()
 }
 
 pub fn indexes_sql() -> String {
     format!(
-        "SELECT coalesce(json_agg(json_build_object(\
+        "SELECT i.indrelid::int8, json_agg(json_build_object(\
             'name', ic.relname, 'def', pg_get_indexdef(i.indexrelid), \
             'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
             'comment', obj_description(i.indexrelid, 'pg_class'), \
@@ -131,30 +160,32 @@ pub fn indexes_sql() -> String {
             'parent_index', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
                 FROM pg_inherits inh JOIN pg_class pc ON pc.oid = inh.inhparent \
                 JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE inh.inhrelid = i.indexrelid) \
-         ) ORDER BY ic.relname), '[]')::text \
+         ) ORDER BY ic.relname)::text \
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
-         WHERE i.indrelid = $1 AND i.indisvalid AND i.indisready \
+         WHERE i.indrelid = ANY($1) AND i.indisvalid AND i.indisready \
            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = i.indrelid \
-                           AND c.conindid = i.indexrelid AND c.contype IN ('p','u','x'))",
+                           AND c.conindid = i.indexrelid AND c.contype IN ('p','u','x')) \
+         GROUP BY i.indrelid",
         deps = depends_on_columns("pg_class", "i.indexrelid", "i.indrelid")
     )
 }
 
 pub fn triggers_sql() -> String {
     format!(
-        "SELECT coalesce(json_agg(json_build_object(\
+        "SELECT t.tgrelid::int8, json_agg(json_build_object(\
             'name', t.tgname, 'def', pg_get_triggerdef(t.oid), 'enabled', t.tgenabled::text, \
             'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(t.tgattr::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
             'comment', obj_description(t.oid, 'pg_trigger') \
-         ) ORDER BY t.tgname), '[]')::text \
-         FROM pg_trigger t WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgparentid = 0",
+         ) ORDER BY t.tgname)::text \
+         FROM pg_trigger t WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
+         GROUP BY t.tgrelid",
         deps = depends_on_columns("pg_trigger", "t.oid", "t.tgrelid")
     )
 }
 
 pub fn policies_sql() -> String {
     format!(
-        "SELECT coalesce(json_agg(json_build_object(\
+        "SELECT p.polrelid::int8, json_agg(json_build_object(\
             'name', p.polname, 'permissive', p.polpermissive, 'cmd', p.polcmd::text, \
             'roles', CASE WHEN p.polroles = '{{0}}' THEN '[]'::json ELSE \
                 (SELECT json_agg(pg_get_userbyid(r.role) ORDER BY r.ord) \
@@ -162,15 +193,15 @@ pub fn policies_sql() -> String {
             'using', pg_get_expr(p.polqual, p.polrelid), 'check', pg_get_expr(p.polwithcheck, p.polrelid), \
             'comment', obj_description(p.oid, 'pg_policy'), \
             'columns', ARRAY(SELECT DISTINCT k FROM ({deps}) s(k)) \
-         ) ORDER BY p.polname), '[]')::text \
-         FROM pg_policy p WHERE p.polrelid = $1",
+         ) ORDER BY p.polname)::text \
+         FROM pg_policy p WHERE p.polrelid = ANY($1) GROUP BY p.polrelid",
         deps = depends_on_columns("pg_policy", "p.oid", "p.polrelid")
     )
 }
 
 pub fn sequences_sql() -> String {
     format!(
-        "SELECT coalesce(json_agg(json_build_object(\
+        "SELECT d.refobjid::int8, json_agg(json_build_object(\
             'schema', n.nspname, 'name', c.relname, 'column', d.refobjsubid, 'identity', d.deptype = 'i', \
             'type_sql', format_type(s.seqtypid, NULL), 'start', s.seqstart, 'increment', s.seqincrement, \
             'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache, 'cycle', s.seqcycle, \
@@ -178,12 +209,85 @@ pub fn sequences_sql() -> String {
             'comment', obj_description(c.oid, 'pg_class'), \
             'literal', quote_literal(quote_ident(n.nspname) || '.' || quote_ident(c.relname)), \
             'persistence', c.relpersistence::text \
-         ) ORDER BY c.relname), '[]')::text \
+         ) ORDER BY c.relname)::text \
          FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S' \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_sequence s ON s.seqrelid = c.oid \
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
-           AND d.refobjid = $1 AND d.deptype IN ('a','i')",
+           AND d.refobjid = ANY($1) AND d.deptype IN ('a','i') \
+         GROUP BY d.refobjid",
         acl = acl_json("c.relacl")
     )
+}
+
+/// What the column defaults of the tables in $1 read, as node keys
+/// (functions, sequences, types...): a default whose needs are made after
+/// its table waits for the end of the clone.
+pub fn default_deps_sql() -> String {
+    format!(
+        "SELECT ad.adrelid::int8, array_agg(DISTINCT {key}) FILTER (WHERE {key} IS NOT NULL) \
+         FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+         JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid \
+         WHERE ad.adrelid = ANY($1) AND a.attgenerated = '' AND d.refobjid >= 16384 \
+         GROUP BY ad.adrelid",
+        key = super::objects::node_key("d.refclassid", "d.refobjid")
+    )
+}
+
+/// The positions of some sequences, in one statement: `oid, last_value,
+/// is_called` per row.
+pub fn sequence_positions_sql(seqs: &[(i64, String)]) -> String {
+    seqs.iter()
+        .map(|(oid, qualified)| {
+            format!("SELECT {oid}::int8, last_value, is_called FROM {qualified}")
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::sqltext::{tokenize, Tok};
+
+    /// Every bracket closes what it opened: the queries are built as text, and
+    /// a stray parenthesis only shows on a server otherwise.
+    fn balanced(sql: &str) -> bool {
+        let mut depth = 0i32;
+        for t in tokenize(sql).expect("lexes") {
+            match t.kind {
+                Tok::Punct('(') | Tok::Punct('[') => depth += 1,
+                Tok::Punct(')') | Tok::Punct(']') => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return false;
+            }
+        }
+        depth == 0
+    }
+
+    #[test]
+    fn the_queries_are_well_formed() {
+        let all = [
+            tables_sql(true),
+            tables_sql(false),
+            table_sizes_sql().to_string(),
+            columns_sql(150000),
+            columns_sql(130000),
+            constraints_sql(),
+            indexes_sql(),
+            triggers_sql(),
+            policies_sql(),
+            sequences_sql(),
+            default_deps_sql(),
+            sequence_positions_sql(&[(1, "\"s\".\"q\"".into()), (2, "\"s\".\"r\"".into())]),
+            super::super::objects::edges_sql(),
+            super::super::objects::extension_members_sql(),
+            super::super::objects::not_cloned_sql(),
+        ];
+        for q in &all {
+            assert!(balanced(q), "{q}");
+        }
+    }
 }

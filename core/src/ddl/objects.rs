@@ -504,14 +504,19 @@ pub fn collation(c: &CollObj, roles: &Roles) -> ObjScript {
     out
 }
 
-pub fn extension(x: &ExtObj) -> ObjScript {
+/// An extension: created when the target lacks it (without IF NOT EXISTS:
+/// one installed meanwhile by someone else makes the clone fail rather than
+/// be taken for the clone's own), left alone when it is there.
+pub fn extension(x: &ExtObj, installed: bool) -> ObjScript {
     let mut out = ObjScript::default();
-    out.create.push(format!(
-        "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} VERSION {}",
-        quote_ident(&x.name),
-        quote_ident(&x.schema),
-        quote_literal(&x.version)
-    ));
+    if !installed {
+        out.create.push(format!(
+            "CREATE EXTENSION {} WITH SCHEMA {} VERSION {}",
+            quote_ident(&x.name),
+            quote_ident(&x.schema),
+            quote_literal(&x.version)
+        ));
+    }
     out.after.extend(comment(
         &format!("EXTENSION {}", quote_ident(&x.name)),
         &x.comment,

@@ -44,6 +44,11 @@ pub enum Made {
     TsDictionary(String, String),
     TsConfiguration(String, String),
     Cast(String, String),
+    /// A large object (made in the data stage, with its contents).
+    LargeObject(u32),
+    /// A statement that takes back one change (renaming a table set aside
+    /// back to its name).
+    Undo(String),
 }
 
 /// The statement that takes `m` back. `IF EXISTS` throughout: a job may
@@ -104,6 +109,10 @@ pub fn undo_sql(m: &Made) -> String {
             qualified(s, n)
         ),
         Made::Cast(from, to) => format!("DROP CAST IF EXISTS ({from} AS {to}) CASCADE"),
+        Made::Undo(sql) => sql.clone(),
+        Made::LargeObject(oid) => format!(
+            "SELECT pg_catalog.lo_unlink(m.oid) FROM pg_catalog.pg_largeobject_metadata m WHERE m.oid = {oid}"
+        ),
     }
 }
 
@@ -111,8 +120,9 @@ pub fn undo_sql(m: &Made) -> String {
 /// reverse): what was set aside first, so it comes back last, once the new
 /// schema of its name is gone.
 pub fn undo_list(made: &[Made]) -> Vec<String> {
-    let (aside, rest): (Vec<&Made>, Vec<&Made>) =
-        made.iter().partition(|m| matches!(m, Made::SetAside(..)));
+    let (aside, rest): (Vec<&Made>, Vec<&Made>) = made
+        .iter()
+        .partition(|m| matches!(m, Made::SetAside(..) | Made::Undo(..)));
     aside.into_iter().chain(rest).map(undo_sql).collect()
 }
 

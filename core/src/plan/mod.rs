@@ -4,6 +4,7 @@
 //! gives the edges. Among the objects whose dependencies are all met, the
 //! order is pg_dump's kind order and then the name, so a clone is repeatable.
 
+pub mod assemble;
 pub mod units;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

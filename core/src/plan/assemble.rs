@@ -1,0 +1,1029 @@
+//! From what was read (the source's inventory, facts about the target) to
+//! the input of the plan: every object rendered, ordered by its
+//! dependencies, and placed. Pure.
+
+use super::units::{CopyStep, ObjectNode, PlanInput, Refresh, SplitBasis, TableNode};
+use super::{order, Node};
+use crate::catalog::{Inventory, TableDef};
+use crate::copy::CopySource;
+use crate::ddl::objects::{self as render, ObjScript, Roles};
+use crate::ddl::table::{render as render_table, RenderCtx, TableScript};
+use crate::ddl::undo::Made;
+use crate::ddl::{acl_statements, comment, enable_state};
+use crate::options::Options;
+use crate::sqltext::{qualified, quote_ident};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What kind of clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum What {
+    /// One table (perhaps under another name).
+    Table,
+    /// One schema, everything in it.
+    Schema,
+    /// Every user schema of the source database.
+    Database,
+    /// Only the functions, procedures and aggregates of one schema.
+    Functions,
+}
+
+impl What {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            What::Table => "table",
+            What::Schema => "schema",
+            What::Database => "database",
+            What::Functions => "functions",
+        }
+    }
+}
+
+/// Facts about the target that decide how things are rendered.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Schemas present on the target now (after conflicts were settled).
+    pub schemas_there: HashSet<String>,
+    pub roles_there: HashSet<String>,
+    /// Roles the caller may give objects to.
+    pub can_own: HashSet<String>,
+    pub extensions_there: HashSet<String>,
+    /// Relation names in use in the target schema (a renamed table clone
+    /// picks fresh index and sequence names).
+    pub relations_taken: HashSet<String>,
+    /// Tables on the target (for the foreign keys of a table clone).
+    pub tables_there: HashSet<(String, String)>,
+    /// Routines already on the target, by (schema, name, identity arguments):
+    /// a clone replaces them (CREATE OR REPLACE), so discard() must not drop them.
+    pub routines_there: HashSet<(String, String, String)>,
+}
+
+/// What was asked, beyond the inventory.
+#[derive(Debug, Clone)]
+pub struct Ask<'a> {
+    pub what: What,
+    pub include_data: bool,
+    pub options: &'a Options,
+    /// Binary COPY: both servers share a major version.
+    pub same_major: bool,
+    /// A table clone's name on the target.
+    pub target_name: Option<&'a str>,
+    /// Record what the clone makes, for discard().
+    pub in_job: bool,
+}
+
+/// How many of each kind a clone makes, for its summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts(pub BTreeMap<&'static str, usize>);
+
+/// The plan's input and what goes with it.
+#[derive(Debug, Clone, Default)]
+pub struct Assembled {
+    pub input: PlanInput,
+    /// What the clone makes that did not exist (for discard()).
+    pub made: Vec<Made>,
+    pub notices: Vec<String>,
+    pub counts: Counts,
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Does any pattern match? None when there are no patterns.
+pub fn matches_any(patterns: &Option<Vec<String>>, text: &str) -> Option<bool> {
+    patterns
+        .as_ref()
+        .map(|ps| ps.iter().any(|p| wildcard_match(p, text)))
+}
+
+/// Which schemas of the source a database clone takes: every user schema,
+/// including ones whose names merely begin with "pg".
+pub fn is_user_schema(name: &str, extension_schema: Option<&str>) -> bool {
+    !(name == "pg_catalog"
+        || name == "information_schema"
+        || name.starts_with("pg_toast")
+        || name.starts_with("pg_temp_")
+        || Some(name) == extension_schema)
+}
+
+/// "1.5 MB", for summaries.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+struct Nodes {
+    list: Vec<Node>,
+    objects: HashMap<String, ObjectNode>,
+    scripts: HashMap<String, ObjScript>,
+}
+
+impl Nodes {
+    fn add(
+        &mut self,
+        key: String,
+        rank: u8,
+        name: String,
+        about: String,
+        s: ObjScript,
+        after_tables: bool,
+    ) {
+        self.list.push(Node {
+            key: key.clone(),
+            rank,
+            name,
+        });
+        self.objects.insert(
+            key.clone(),
+            ObjectNode {
+                key: key.clone(),
+                about,
+                create: s.create.clone(),
+                grants: s.grants.clone(),
+                after_tables,
+            },
+        );
+        self.scripts.insert(key, s);
+    }
+}
+
+/// Render everything and lay it out for the plan.
+pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, Vec<String>> {
+    let opts = ask.options;
+    let role_exists = |r: &str| facts.roles_there.contains(r);
+    let can_own = |r: &str| facts.can_own.contains(r);
+    let roles = Roles {
+        exists: &role_exists,
+        can_own: &can_own,
+    };
+    let mut out = Assembled::default();
+    let mut nodes = Nodes {
+        list: Vec::new(),
+        objects: HashMap::new(),
+        scripts: HashMap::new(),
+    };
+    let mut created_schemas: HashSet<String> = HashSet::new();
+    for s in &inv.schemas {
+        let there = facts.schemas_there.contains(&s.name);
+        if !there {
+            created_schemas.insert(s.name.clone());
+            out.made.push(Made::Schema(s.name.clone()));
+        }
+        let script = render::schema(s, there, &roles);
+        nodes.add(
+            format!("nsp:{}", s.oid),
+            0,
+            s.name.clone(),
+            format!("schema {}", s.name),
+            script,
+            false,
+        );
+    }
+    for x in &inv.extensions {
+        let installed = facts.extensions_there.contains(&x.name);
+        if !installed {
+            out.made.push(Made::Extension(x.name.clone()));
+        }
+        let script = render::extension(x, installed);
+        nodes.add(
+            format!("ext:{}", x.oid),
+            1,
+            x.name.clone(),
+            format!("extension {}", x.name),
+            script,
+            false,
+        );
+    }
+    for c in &inv.collations {
+        nodes.add(
+            format!("coll:{}", c.oid),
+            2,
+            c.name.clone(),
+            format!("collation {}.{}", c.schema, c.name),
+            render::collation(c, &roles),
+            false,
+        );
+    }
+    for t in &inv.types {
+        nodes.add(
+            format!("type:{}", t.oid),
+            3,
+            t.name.clone(),
+            format!("type {}.{}", t.schema, t.name),
+            render::type_(t, &roles),
+            false,
+        );
+    }
+    for s in &inv.sequences {
+        nodes.add(
+            format!("rel:{}", s.oid),
+            4,
+            s.name.clone(),
+            format!("sequence {}.{}", s.schema, s.name),
+            render::sequence(s, &roles),
+            false,
+        );
+    }
+    for p in &inv.procs {
+        let rank = if p.kind == "a" { 6 } else { 5 };
+        nodes.add(
+            format!("proc:{}", p.oid),
+            rank,
+            p.name.clone(),
+            format!("function {}.{}({})", p.schema, p.name, p.identity_args),
+            render::proc_(p, &roles),
+            false,
+        );
+    }
+    for d in &inv.ts_dicts {
+        nodes.add(
+            format!("tsdict:{}", d.oid),
+            4,
+            d.name.clone(),
+            format!("text search dictionary {}.{}", d.schema, d.name),
+            render::ts_dictionary(d, &roles),
+            false,
+        );
+    }
+    for c in &inv.ts_configs {
+        nodes.add(
+            format!("tscfg:{}", c.oid),
+            4,
+            c.name.clone(),
+            format!("text search configuration {}.{}", c.schema, c.name),
+            render::ts_configuration(c, &roles),
+            false,
+        );
+    }
+    for o in &inv.operators {
+        nodes.add(
+            format!("oper:{}", o.oid),
+            6,
+            o.name.clone(),
+            format!("operator {}", o.signature),
+            render::operator(o, &roles),
+            false,
+        );
+    }
+    for c in &inv.casts {
+        nodes.add(
+            format!("cast:{}", c.oid),
+            6,
+            format!("{} AS {}", c.source, c.target),
+            format!("cast ({} AS {})", c.source, c.target),
+            render::cast(c),
+            false,
+        );
+    }
+    for v in &inv.views {
+        let rank = if v.kind == "m" { 9 } else { 8 };
+        let word = if v.kind == "m" {
+            "materialized view"
+        } else {
+            "view"
+        };
+        nodes.add(
+            format!("rel:{}", v.oid),
+            rank,
+            v.name.clone(),
+            format!("{word} {}.{}", v.schema, v.name),
+            render::view(v, &roles),
+            true,
+        );
+    }
+
+    // Tables
+    let cloned: HashSet<(String, String)> = inv
+        .tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    let mut scripts: Vec<(String, &TableDef, TableScript)> = Vec::new();
+    for t in &inv.tables {
+        let standalone = ask.what == What::Table;
+        let target_name = ask.target_name.filter(|_| standalone).unwrap_or(&t.name);
+        let taken = |n: &str| standalone && facts.relations_taken.contains(n);
+        let table_exists = |s: &str, n: &str| {
+            cloned.contains(&(s.to_string(), n.to_string()))
+                || facts.tables_there.contains(&(s.to_string(), n.to_string()))
+        };
+        let ctx = RenderCtx {
+            target_schema: &t.schema,
+            target_name,
+            indexes: opts.indexes,
+            constraints: opts.constraints,
+            triggers: opts.triggers,
+            role_exists: &role_exists,
+            can_own: &can_own,
+            relation_taken: &taken,
+            table_exists: &table_exists,
+            standalone,
+        };
+        let script = render_table(t, &ctx);
+        nodes.list.push(Node {
+            key: format!("rel:{}", t.oid),
+            rank: 7,
+            name: t.name.clone(),
+        });
+        scripts.push((format!("rel:{}", t.oid), t, script));
+    }
+
+    let resolve = |k: &str| inv.aliases.get(k).cloned().unwrap_or_else(|| k.to_string());
+    let edges: Vec<(String, String)> = inv
+        .edges
+        .iter()
+        .map(|(f, t)| (resolve(f), resolve(t)))
+        .collect();
+    let ordered = order(&nodes.list, &edges)?;
+    let position: HashMap<&str, usize> = ordered
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+    for (f, t) in edges {
+        if f != t && position.contains_key(f.as_str()) && position.contains_key(t.as_str()) {
+            deps.entry(f).or_default().push(t);
+        }
+    }
+
+    let mut tables: HashMap<String, TableNode> = HashMap::new();
+    let key_of: HashMap<(String, String), String> = inv
+        .tables
+        .iter()
+        .map(|t| ((t.schema.clone(), t.name.clone()), format!("rel:{}", t.oid)))
+        .collect();
+    for (key, t, script) in &scripts {
+        let me = position.get(key.as_str()).copied().unwrap_or(0);
+        let defaults_late = t
+            .default_deps
+            .iter()
+            .map(|d| resolve(d))
+            .any(|d| d != *key && position.get(d.as_str()).is_some_and(|p| *p > me));
+        let full = format!("{}.{}", t.schema, t.name);
+        let copy = (ask.include_data
+            && t.relkind == "r"
+            && matches_any(&opts.exclude_table_data, &full) != Some(true))
+        .then(|| CopySource {
+            schema: t.schema.clone(),
+            table: t.name.clone(),
+            columns: script.copy_columns.clone(),
+            filter: opts.where_.clone().filter(|_| ask.what == What::Table),
+            binary: ask.same_major && t.binary_copy_ok(),
+            part: None,
+        });
+        let split = match (&t.int_key, copy.as_ref().map(|c| c.filter.is_some())) {
+            (_, Some(true)) => SplitBasis::None,
+            (Some(k), _) => SplitBasis::Key {
+                column: k.clone(),
+                min: 0,
+                max: 0,
+            },
+            (None, _) => SplitBasis::Pages(t.pages),
+        };
+        let fk_tables: Vec<String> = t
+            .constraints
+            .iter()
+            .filter(|c| c.kind == "f" && !c.self_ref)
+            .filter_map(|c| {
+                let k = (c.ref_schema.clone()?, c.ref_table.clone()?);
+                key_of.get(&k).cloned()
+            })
+            .collect();
+        let node = TableNode {
+            key: key.clone(),
+            schema: t.schema.clone(),
+            name: ask
+                .target_name
+                .filter(|_| ask.what == What::Table)
+                .unwrap_or(&t.name)
+                .to_string(),
+            partitioned: t.relkind == "p",
+            child: ask.what != What::Table && (t.is_partition || t.inherits),
+            bytes: t.bytes,
+            analyze: copy.as_ref().map(|_| format!("ANALYZE {}", script.target)),
+            copy,
+            split,
+            owner: script.owner.clone(),
+            create: script.pre_data.clone(),
+            grants: script.grants.clone(),
+            defaults: script.defaults.clone(),
+            defaults_late,
+            keys: script.keys.clone(),
+            key_builds: script.key_builds.clone(),
+            attach: script.attach.clone(),
+            fks: script.fks.clone(),
+            fk_tables,
+            rest: script.rest.clone(),
+        };
+        tables.insert(key.clone(), node);
+    }
+
+    // Materialized views: refreshed once the tables are in, indexed after.
+    let mv_indexes: HashMap<String, &Vec<crate::catalog::Index>> = inv
+        .matview_indexes
+        .iter()
+        .map(|(oid, idx)| (format!("rel:{oid}"), idx))
+        .collect();
+    let index_sql = |schema: &str, idx: &[crate::catalog::Index]| -> Vec<String> {
+        let mut v: Vec<String> = idx.iter().map(|i| i.def.clone()).collect();
+        for i in idx {
+            v.extend(comment(
+                &format!("INDEX {}", qualified(schema, &i.name)),
+                &i.comment,
+            ));
+        }
+        v
+    };
+    let mut refreshes = Vec::new();
+    let mut last: Vec<(String, Vec<String>)> = Vec::new();
+    for key in &ordered {
+        let Some(v) = inv
+            .views
+            .iter()
+            .find(|v| v.kind == "m" && format!("rel:{}", v.oid) == *key)
+        else {
+            continue;
+        };
+        let idx = mv_indexes
+            .get(key)
+            .map(|i| index_sql(&v.schema, i))
+            .unwrap_or_default();
+        let about = format!("materialized view {}.{}", v.schema, v.name);
+        if opts.matviews && ask.include_data && v.populated {
+            let mut sql = vec![format!(
+                "REFRESH MATERIALIZED VIEW {}",
+                qualified(&v.schema, &v.name)
+            )];
+            sql.extend(idx);
+            refreshes.push(Refresh {
+                key: key.clone(),
+                about,
+                sql,
+            });
+        } else if !idx.is_empty() {
+            last.push((about, idx));
+        }
+    }
+
+    // What comes last, in the order the old post-data ran it.
+    let mut missing: Vec<String> = Vec::new();
+    if opts.triggers || ask.what != What::Functions {
+        for r in &inv.rules {
+            last.push((format!("rule {} on {}", r.name, r.table), render::rule(r)));
+        }
+    }
+    if opts.triggers {
+        for (oid, triggers) in &inv.view_triggers {
+            let Some(v) = inv.views.iter().find(|v| v.oid == *oid) else {
+                continue;
+            };
+            let view = qualified(&v.schema, &v.name);
+            for t in triggers {
+                let mut sql = vec![t.def.clone()];
+                if let Some(state) = enable_state(&t.enabled, "TRIGGER") {
+                    sql.push(format!(
+                        "ALTER TABLE {view} {state} {}",
+                        quote_ident(&t.name)
+                    ));
+                }
+                sql.extend(comment(
+                    &format!("TRIGGER {} ON {view}", quote_ident(&t.name)),
+                    &t.comment,
+                ));
+                last.push((format!("trigger {} on {view}", t.name), sql));
+            }
+        }
+    }
+    let mut stat_after = Vec::new();
+    for s in &inv.stats {
+        let sc = render::statistics(s, &roles);
+        let mut sql = sc.create.clone();
+        sql.extend(sc.grants.iter().cloned());
+        last.push((format!("statistics {}.{}", s.schema, s.name), sql));
+        stat_after.push((
+            format!("statistics {}.{}", s.schema, s.name),
+            sc.after.clone(),
+        ));
+    }
+    for key in &ordered {
+        if let Some(s) = nodes.scripts.get(key) {
+            let about = nodes
+                .objects
+                .get(key)
+                .map(|o| o.about.clone())
+                .unwrap_or_default();
+            last.push((about, s.after.clone()));
+            missing.extend(s.missing_roles.iter().cloned());
+            out.notices.extend(s.notices.iter().cloned());
+        }
+    }
+    last.extend(stat_after);
+    for lo in &inv.large_objects {
+        let obj = format!("LARGE OBJECT {}", lo.oid);
+        let mut sql = Vec::new();
+        let ok = role_exists(&lo.owner) && can_own(&lo.owner);
+        if ok {
+            sql.push(format!("ALTER {obj} OWNER TO {}", quote_ident(&lo.owner)));
+        } else {
+            missing.push(lo.owner.clone());
+        }
+        sql.extend(acl_statements(
+            &obj,
+            None,
+            ok.then_some(lo.owner.as_str()),
+            &lo.acl,
+            lo.acl_null,
+            &role_exists,
+            &mut missing,
+        ));
+        sql.extend(comment(&obj, &lo.comment));
+        last.push((format!("large object {}", lo.oid), sql));
+    }
+    for d in &inv.default_acls {
+        last.push((
+            "default privileges".into(),
+            render::default_acl(d, &roles, &mut missing),
+        ));
+    }
+    for p in &inv.publications {
+        let s = render::publication(p, &roles);
+        let sql: Vec<String> = s
+            .create
+            .iter()
+            .chain(&s.grants)
+            .chain(&s.after)
+            .cloned()
+            .collect();
+        last.push((format!("publication {}", p.name), sql));
+        missing.extend(s.missing_roles);
+    }
+    // Event triggers come last: they fire on DDL, and must not fire on the clone's own.
+    for e in &inv.event_triggers {
+        let s = render::event_trigger(e, &roles);
+        let sql: Vec<String> = s
+            .create
+            .iter()
+            .chain(&s.grants)
+            .chain(&s.after)
+            .cloned()
+            .collect();
+        last.push((format!("event trigger {}", e.name), sql));
+        missing.extend(s.missing_roles);
+    }
+    last.retain(|(_, sql)| !sql.is_empty());
+
+    for (_, _, s) in &scripts {
+        out.notices.extend(s.notices.iter().cloned());
+        missing.extend(s.missing_roles.iter().cloned());
+    }
+    if !inv.not_cloned.is_empty() {
+        out.notices.push(format!(
+            "not cloned (pgclone does not create these kinds yet): {}",
+            inv.not_cloned.join(", ")
+        ));
+    }
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        out.notices.push(format!(
+            "roles missing on the target (their ownership and grants were not carried over): {}",
+            missing.join(", ")
+        ));
+    }
+
+    if ask.in_job {
+        out.made
+            .extend(made_in_existing_schemas(inv, &created_schemas, ask, facts));
+    }
+    let ext_data: Vec<CopyStep> = if ask.include_data {
+        inv.extension_columns
+            .iter()
+            .map(|(schema, table, columns)| {
+                let cond = inv
+                    .extensions
+                    .iter()
+                    .flat_map(|x| x.config.iter())
+                    .find(|c| &c.schema == schema && &c.table == table)
+                    .and_then(|c| c.condition.clone())
+                    .map(|w| {
+                        let t = w.trim();
+                        t.strip_prefix("WHERE")
+                            .or_else(|| t.strip_prefix("where"))
+                            .unwrap_or(t)
+                            .trim()
+                            .to_string()
+                    })
+                    .filter(|f| !f.is_empty());
+                CopyStep {
+                    schema: schema.clone(),
+                    table: table.clone(),
+                    source: CopySource {
+                        schema: schema.clone(),
+                        table: table.clone(),
+                        columns: columns.clone(),
+                        filter: cond,
+                        binary: false,
+                        part: None,
+                    },
+                    freeze: false,
+                    truncate: false,
+                    run_as: None,
+                    user_filter: false,
+                    optional: true,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    out.counts = counts(inv, &scripts);
+    out.input = PlanInput {
+        order: ordered,
+        deps,
+        objects: nodes.objects,
+        tables,
+        refreshes,
+        large_objects: inv
+            .large_objects
+            .iter()
+            .map(|l| (l.oid as u32, ask.include_data))
+            .collect(),
+        extension_data: ext_data,
+        last,
+    };
+    Ok(out)
+}
+
+/// Put statements at the end of what comes last, but before any event
+/// trigger is made: an event trigger would fire on them.
+pub fn before_event_triggers(last: &mut Vec<(String, Vec<String>)>, about: &str, sql: Vec<String>) {
+    if sql.is_empty() {
+        return;
+    }
+    let at = last
+        .iter()
+        .position(|(a, _)| a.starts_with("event trigger"))
+        .unwrap_or(last.len());
+    last.insert(at, (about.to_string(), sql));
+}
+
+fn counts(inv: &Inventory, scripts: &[(String, &TableDef, TableScript)]) -> Counts {
+    let mut c: BTreeMap<&'static str, usize> = BTreeMap::new();
+    c.insert("schemas", inv.schemas.len());
+    c.insert("tables", inv.tables.len());
+    c.insert("views", inv.views.len());
+    c.insert("routines", inv.procs.len());
+    c.insert("types", inv.types.len());
+    c.insert(
+        "sequences",
+        inv.sequences.len()
+            + scripts
+                .iter()
+                .map(|(_, _, s)| s.counts.sequences)
+                .sum::<usize>(),
+    );
+    c.insert(
+        "indexes",
+        scripts
+            .iter()
+            .map(|(_, _, s)| s.counts.indexes)
+            .sum::<usize>()
+            + inv
+                .matview_indexes
+                .iter()
+                .map(|(_, i)| i.len())
+                .sum::<usize>(),
+    );
+    c.insert("extensions", inv.extensions.len());
+    c.insert("large objects", inv.large_objects.len());
+    Counts(c)
+}
+
+impl Counts {
+    /// "3 schemas, 12 tables, ..." (kinds with none are left out).
+    pub fn list(&self) -> String {
+        let l: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        if l.is_empty() {
+            "nothing to clone".into()
+        } else {
+            l.join(", ")
+        }
+    }
+}
+
+/// Objects the pre-data creates in schemas that existed before (those in
+/// new schemas go with their schema).
+fn made_in_existing_schemas(
+    inv: &Inventory,
+    created: &HashSet<String>,
+    ask: &Ask,
+    facts: &Facts,
+) -> Vec<Made> {
+    let old = |s: &str| !created.contains(s);
+    let mut out = Vec::new();
+    for c in inv.collations.iter().filter(|c| old(&c.schema)) {
+        out.push(Made::Collation(c.schema.clone(), c.name.clone()));
+    }
+    for t in inv.types.iter().filter(|t| old(&t.schema)) {
+        out.push(Made::Type {
+            domain: t.kind == "d",
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+        });
+    }
+    for q in inv.sequences.iter().filter(|q| old(&q.schema)) {
+        out.push(Made::Relation {
+            kind: "S".into(),
+            schema: q.schema.clone(),
+            name: q.name.clone(),
+        });
+    }
+    let replaced = |p: &&crate::catalog::objects::ProcObj| {
+        facts
+            .routines_there
+            .contains(&(p.schema.clone(), p.name.clone(), p.identity_args.clone()))
+    };
+    for p in inv
+        .procs
+        .iter()
+        .filter(|p| old(&p.schema))
+        .filter(|p| !replaced(p))
+    {
+        out.push(Made::Routine {
+            kind: p.kind.clone(),
+            schema: p.schema.clone(),
+            name: p.name.clone(),
+            args: p.identity_args.clone(),
+        });
+    }
+    for d in inv.ts_dicts.iter().filter(|d| old(&d.schema)) {
+        out.push(Made::TsDictionary(d.schema.clone(), d.name.clone()));
+    }
+    for c in inv.ts_configs.iter().filter(|c| old(&c.schema)) {
+        out.push(Made::TsConfiguration(c.schema.clone(), c.name.clone()));
+    }
+    for o in inv.operators.iter().filter(|o| old(&o.schema)) {
+        out.push(Made::Operator(o.signature.clone()));
+    }
+    for c in &inv.casts {
+        out.push(Made::Cast(c.source.clone(), c.target.clone()));
+    }
+    for t in inv.tables.iter().filter(|t| old(&t.schema)) {
+        let name = ask
+            .target_name
+            .filter(|_| ask.what == What::Table)
+            .unwrap_or(&t.name);
+        out.push(Made::Relation {
+            kind: t.relkind.clone(),
+            schema: t.schema.clone(),
+            name: name.to_string(),
+        });
+    }
+    for v in inv.views.iter().filter(|v| old(&v.schema)) {
+        out.push(Made::Relation {
+            kind: v.kind.clone(),
+            schema: v.schema.clone(),
+            name: v.name.clone(),
+        });
+    }
+    for l in &inv.large_objects {
+        out.push(Made::LargeObject(l.oid as u32));
+    }
+    out
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::catalog::fixture::{column, table};
+    use crate::catalog::objects::{SchemaObj, ViewObj};
+    use crate::plan::units::{build, Settings, Step, UnitKind};
+
+    fn facts() -> Facts {
+        Facts {
+            roles_there: ["postgres".to_string()].into_iter().collect(),
+            can_own: ["postgres".to_string()].into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    fn inventory() -> Inventory {
+        let mut t = table("s", "t");
+        t.oid = 10;
+        t.columns = vec![column(1, "id", "integer")];
+        let mut inv = Inventory::default();
+        inv.schemas.push(SchemaObj {
+            oid: 1,
+            name: "s".into(),
+            owner: "postgres".into(),
+            acl: Vec::new(),
+            acl_null: true,
+            comment: Some("mine".into()),
+        });
+        inv.tables.push(t);
+        inv.views.push(ViewObj {
+            oid: 20,
+            schema: "s".into(),
+            name: "mv".into(),
+            kind: "m".into(),
+            def: "SELECT 1".into(),
+            reloptions: Vec::new(),
+            access_method: None,
+            populated: true,
+            owner: "postgres".into(),
+            acl: Vec::new(),
+            acl_null: true,
+            comment: None,
+            column_comments: Vec::new(),
+            column_defaults: Vec::new(),
+        });
+        inv.edges = vec![
+            ("rel:10".into(), "nsp:1".into()),
+            ("rel:20".into(), "rel:10".into()),
+        ];
+        inv
+    }
+
+    #[test]
+    fn a_schema_becomes_a_plan_in_order() {
+        let inv = inventory();
+        let opts = Options::default();
+        let ask = Ask {
+            what: What::Schema,
+            include_data: true,
+            options: &opts,
+            same_major: true,
+            target_name: None,
+            in_job: true,
+        };
+        let a = assemble(&inv, &facts(), &ask).unwrap();
+        assert_eq!(a.input.order, ["nsp:1", "rel:10", "rel:20"]);
+        assert_eq!(a.made, vec![Made::Schema("s".into())]);
+        let p = build(&a.input, &Settings::default());
+        let kinds: Vec<UnitKind> = p.units.iter().map(|u| u.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                UnitKind::Ddl,
+                UnitKind::Tables,
+                UnitKind::Ddl,
+                UnitKind::Refresh,
+                UnitKind::Final
+            ]
+        );
+        let copy = p.units[1].steps.iter().find_map(|s| match s {
+            Step::Copy(c) => Some(c),
+            _ => None,
+        });
+        assert!(copy.is_some_and(|c| c.source.binary));
+        // the schema's comment waits for the end; the table's ANALYZE is in its unit
+        assert!(p.units[1].steps.iter().any(
+            |s| matches!(s, Step::Sql { sql, .. } if sql.iter().any(|q| q.starts_with("ANALYZE")))
+        ));
+        let last = &p.units[4].steps;
+        assert!(last.iter().any(|s| matches!(s, Step::Sql { sql, .. } if sql.iter().any(|q| q.starts_with("COMMENT ON SCHEMA")))));
+    }
+
+    #[test]
+    fn no_data_means_no_copy_no_refresh() {
+        let inv = inventory();
+        let opts = Options::default();
+        let ask = Ask {
+            what: What::Schema,
+            include_data: false,
+            options: &opts,
+            same_major: true,
+            target_name: None,
+            in_job: false,
+        };
+        let a = assemble(&inv, &facts(), &ask).unwrap();
+        assert_eq!(a.made, vec![Made::Schema("s".into())]);
+        let p = build(&a.input, &Settings::default());
+        assert!(p.units.iter().all(|u| u.kind != UnitKind::Refresh));
+        assert!(p
+            .units
+            .iter()
+            .all(|u| u.steps.iter().all(|s| !matches!(s, Step::Copy(_)))));
+    }
+
+    #[test]
+    fn a_cycle_is_an_error_naming_its_members() {
+        let mut inv = inventory();
+        inv.edges.push(("nsp:1".into(), "rel:20".into()));
+        let opts = Options::default();
+        let ask = Ask {
+            what: What::Schema,
+            include_data: true,
+            options: &opts,
+            same_major: true,
+            target_name: None,
+            in_job: false,
+        };
+        let e = assemble(&inv, &facts(), &ask).unwrap_err();
+        assert!(e.contains(&"s".to_string()), "{e:?}");
+    }
+
+    #[test]
+    fn what_replaces_comes_before_event_triggers() {
+        let mut last = vec![
+            ("rule r".to_string(), vec!["RULE".to_string()]),
+            (
+                "event trigger e".to_string(),
+                vec!["CREATE EVENT TRIGGER".to_string()],
+            ),
+        ];
+        before_event_triggers(&mut last, "replaced", vec!["DROP SCHEMA old".into()]);
+        let order: Vec<&str> = last.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(order, ["rule r", "replaced", "event trigger e"]);
+    }
+
+    #[test]
+    fn a_routine_that_was_there_is_not_taken_back() {
+        let mut inv = inventory();
+        inv.procs.push(crate::catalog::objects::ProcObj {
+            oid: 30,
+            schema: "s".into(),
+            name: "f".into(),
+            kind: "f".into(),
+            identity_args: "integer".into(),
+            def: Some("CREATE OR REPLACE FUNCTION s.f(integer) RETURNS integer LANGUAGE sql AS 'SELECT 1'".into()),
+            owner: "postgres".into(),
+            acl: Vec::new(),
+            acl_null: true,
+            comment: None,
+            agg: None,
+        });
+        let opts = Options::default();
+        let ask = Ask {
+            what: What::Schema,
+            include_data: true,
+            options: &opts,
+            same_major: true,
+            target_name: None,
+            in_job: true,
+        };
+        let mut f = facts();
+        f.schemas_there.insert("s".into());
+        let made = assemble(&inv, &f, &ask).unwrap().made;
+        assert!(made
+            .iter()
+            .any(|m| matches!(m, Made::Routine { name, .. } if name == "f")));
+        f.routines_there
+            .insert(("s".into(), "f".into(), "integer".into()));
+        let made = assemble(&inv, &f, &ask).unwrap().made;
+        assert!(
+            !made.iter().any(|m| matches!(m, Made::Routine { .. })),
+            "{made:?}"
+        );
+    }
+
+    #[test]
+    fn wildcards_and_schema_selection() {
+        assert!(wildcard_match("sales*", "sales_2024"));
+        assert!(wildcard_match("a*b*c", "aXXbYc"));
+        assert!(!wildcard_match("public.t", "public.tt"));
+        assert!(is_user_schema("pgdata", Some("pgclone")));
+        assert!(!is_user_schema("pgclone", Some("pgclone")));
+        assert!(!is_user_schema("pg_toast_temp_1", None));
+        assert_eq!(human_bytes(1536), "1.5 kB");
+    }
+}
