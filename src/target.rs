@@ -45,6 +45,15 @@ fn setting(name: &str) -> Option<String> {
     }
 }
 
+/// The role acting now (current_user).
+pub fn current_role() -> String {
+    // SAFETY: the current user always has a name.
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
 pub fn local_defaults() -> LocalDefaults {
     let socket_dir = setting("unix_socket_directories").and_then(|s| {
         s.split(',')
@@ -362,20 +371,29 @@ pub fn database_encoding() -> String {
 /// that is itself a member of an extension. Nothing may be written into it,
 /// nor may it be dropped or renamed.
 pub fn owning_extension(schema: &str) -> Option<String> {
-    Spi::get_one_with_args::<String>(
-        "SELECT x.extname::text FROM pg_catalog.pg_extension x \
-           JOIN pg_catalog.pg_available_extension_versions v ON v.name = x.extname AND v.version = x.extversion \
-          WHERE v.schema = $1 \
+    let found = Spi::get_one_with_args::<String>(
+        // pgclone's own schema, whatever its control file says today; the
+        // schema a control file pins for an installed extension (any of its
+        // versions: the installed one's script may be gone after a package
+        // upgrade); a schema that is itself a member of an extension.
+        "SELECT (SELECT x.extname::text FROM pg_catalog.pg_extension x \
+           JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace \
+          WHERE n.nspname = $1 AND (x.extname = 'pgclone' OR NOT x.extrelocatable AND EXISTS ( \
+                SELECT 1 FROM pg_catalog.pg_available_extension_versions v \
+                 WHERE v.name = x.extname AND v.schema = n.nspname)) \
          UNION ALL \
          SELECT x.extname::text FROM pg_catalog.pg_depend d \
            JOIN pg_catalog.pg_namespace n ON n.oid = d.objid \
            JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
           WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.deptype = 'e' AND n.nspname = $1 \
-         LIMIT 1",
+         LIMIT 1)",
         &[schema.into()],
-    )
-    .ok()
-    .flatten()
+    );
+    match found {
+        Ok(v) => v,
+        // Could not tell: refuse, rather than write where we must not.
+        Err(_) => Some("(unknown)".into()),
+    }
 }
 
 /// Extensions installed in a schema (their objects would go with a DROP
@@ -421,12 +439,14 @@ pub fn guard_drop_schema(schema: &str) -> Result<()> {
 /// The extension a relation is a member of, if any.
 pub fn relation_extension(relid: pg_sys::Oid) -> Option<String> {
     Spi::get_one_with_args::<String>(
-        "SELECT x.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
-          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1 AND d.deptype = 'e' LIMIT 1",
+        "SELECT (SELECT x.extname::text FROM pg_catalog.pg_depend d \
+                   JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
+                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1 \
+                    AND d.deptype = 'e' LIMIT 1)",
         &[relid.into()],
     )
-    .ok()
-    .flatten()
+    // Could not tell: refuse, rather than drop what we must not.
+    .unwrap_or_else(|_| Some("(unknown)".into()))
 }
 
 /// Run `f` as `role` in a security-restricted context (as PostgreSQL itself
@@ -451,11 +471,21 @@ pub fn as_role<R>(role: Option<&str>, f: impl FnOnce() -> R) -> Result<R> {
             crate::sqltext::quote_ident(role)
         )));
     }
-    struct Restore(pg_sys::Oid, i32);
+    /// Puts the user back, and undoes every setting the code run meanwhile
+    /// changed (as PostgreSQL does around an index build): code from the
+    /// source must not leave a search_path behind for what runs next.
+    struct Restore(pg_sys::Oid, i32, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
-            // SAFETY: puts back what GetUserIdAndSecContext returned.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+            // SAFETY: pops the GUC level pushed below and puts back what
+            // GetUserIdAndSecContext returned. While an ERROR unwinds, the
+            // transaction's abort restores the settings itself.
+            unsafe {
+                if !std::thread::panicking() {
+                    pg_sys::AtEOXact_GUC(false, self.2);
+                }
+                pg_sys::SetUserIdAndSecContext(self.0, self.1)
+            }
         }
     }
     let mut uid = pg_sys::InvalidOid;
@@ -469,7 +499,10 @@ pub fn as_role<R>(role: Option<&str>, f: impl FnOnce() -> R) -> Result<R> {
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
     }
-    let _restore = Restore(uid, ctx);
+    // SAFETY: a GUC nest level popped by Restore.
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    let _restore = Restore(uid, ctx, level);
+    let _path = GucScope::enter(&[("search_path", "pg_catalog, pg_temp")]);
     Ok(f())
 }
 

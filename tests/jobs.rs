@@ -128,7 +128,8 @@ fn job_copying_big(env: &Env, db: &str, sql: &str) -> (Client, i32) {
 
 fn big_copy_units(c: &mut Client, job: i32) -> Vec<String> {
     c.query(
-        "SELECT status FROM pgclone.job_units WHERE job_id = $1 AND table_name = 'big' AND kind = 'copy' ORDER BY unit_id",
+        "SELECT status FROM pgclone.job_units WHERE job_id = $1 AND kind = 'copy' \
+         AND (label = 'app.big' OR label LIKE 'app.big (part %') ORDER BY unit_id",
         &[&job],
     )
     .expect("units")
@@ -261,31 +262,50 @@ fn async_job_completes_with_progress_and_summary() {
     ] {
         assert!(p["phases"][key].is_number(), "phases lack {key}: {p}");
     }
-    let tables = p["tables"].as_array().expect("tables");
-    let big = tables
+    // Per unit: the copy of app.big and its index builds, with their times.
+    let units = p["tables"].as_array().expect("units");
+    let parts: Vec<&serde_json::Value> = units
         .iter()
-        .find(|t| t["table_name"] == "big")
-        .expect("big in tables");
-    assert_eq!(big["rows"], 3_000_000);
-    assert!(big["copy_ms"].as_i64().unwrap() > 0, "{big}");
-    assert!(big["index_ms"].as_i64().is_some(), "{big}");
+        .filter(|u| u["kind"] == "copy" && u["label"].as_str().unwrap_or("").starts_with("app.big"))
+        .collect();
+    assert!(!parts.is_empty(), "app.big's copies in the units: {p}");
+    let rows: i64 = parts.iter().map(|u| u["rows"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(rows, 3_000_000);
+    assert!(
+        parts.iter().all(|u| u["ms"].as_i64().unwrap_or(0) > 0),
+        "{p}"
+    );
+    assert!(
+        units
+            .iter()
+            .any(|u| u["label"] == "app.big" && u["kind"] == "index" && u["ms"].is_i64()),
+        "{p}"
+    );
     assert!(p["summary"].as_str().unwrap().contains("2 workers"), "{p}");
     assert_no_password(&env, &mut c, job);
     // Materialized views were refreshed by the workers, in dependency order.
     let refreshed: Vec<String> = c
         .query(
-            "SELECT table_name FROM pgclone.job_units WHERE job_id = $1 AND kind = 'refresh' AND status = 'done' ORDER BY unit_id",
+            "SELECT label FROM pgclone.job_units WHERE job_id = $1 AND kind = 'refresh' AND status = 'done' ORDER BY unit_id",
             &[&job],
         )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(refreshed, ["big_by_n", "top_n"]);
+    assert_eq!(
+        refreshed,
+        [
+            "materialized view app.big_by_n",
+            "materialized view app.top_n"
+        ]
+    );
+    // app.big, most of the data, was cut in two for the two workers.
+    assert_eq!(big_copy_units(&mut c, job).len(), 2);
     // Whole tables were loaded frozen: every page all-visible at once.
     let r = c
         .query_one(
-            "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'app.big'::regclass",
+            "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'app.child'::regclass",
             &[],
         )
         .unwrap();
@@ -323,8 +343,12 @@ fn cancel_stops_mid_copy_and_resume_completes() {
         "took {:?} to stop",
         asked.elapsed()
     );
-    // Stopped mid-COPY: the big table is not done, and holds no rows.
-    assert_eq!(big_copy_units(&mut c, job), ["pending"]);
+    // Stopped mid-COPY: the big table's parts are not done, and it holds no rows.
+    let parts = big_copy_units(&mut c, job);
+    assert!(
+        !parts.is_empty() && parts.iter().all(|s| s == "pending"),
+        "{parts:?}"
+    );
     let rows: i64 = one(&mut c, "SELECT count(*) FROM app.big", &[]);
     assert_eq!(rows, 0);
     let workers: i64 = one(
@@ -357,8 +381,13 @@ fn killed_worker_fails_the_job_and_resume_completes() {
         "jobs_kill",
         "SELECT pgclone.database_async($1, true, '{\"parallel\": 2}')",
     );
-    let pid: i32 = one(&mut c, "SELECT worker_pid FROM pgclone.job_units WHERE job_id = $1 AND table_name = 'big' AND status = 'running'",
-            &[&job], );
+    // The worker copying app.big says so in pg_stat_activity.
+    let pid: i32 = one(
+        &mut c,
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgclone worker' \
+         AND query LIKE format('pgclone job %s: app.big%%', $1::int) LIMIT 1",
+        &[&job],
+    );
     let killed: bool = one(&mut c, "SELECT pg_terminate_backend($1)", &[&pid]);
     assert!(killed);
     let (status, _, _, err) = wait_until(&mut c, job, "failed", Duration::from_secs(30), |s| {
@@ -367,7 +396,7 @@ fn killed_worker_fails_the_job_and_resume_completes() {
     assert_eq!(status, "failed");
     let err = err.unwrap_or_default();
     assert!(err.contains("terminat") || err.contains("ended"), "{err}");
-    assert_eq!(big_copy_units(&mut c, job), ["pending"]);
+    assert!(big_copy_units(&mut c, job).contains(&"pending".to_string()));
 
     let next: i32 = one(&mut c, "SELECT pgclone.resume($1)", &[&job]);
     let (status, _, _, err) = finished(&mut c, next);
@@ -471,6 +500,27 @@ fn table_async_and_synchronous_parallel_calls() {
     assert_eq!(r.get::<_, i64>(2), 20_000);
     let n: i64 = one(&mut c, "SELECT count(*) FROM app.child_copy", &[]);
     assert_eq!(n, 20_000);
+
+    // parallel on a table call is honoured: its one large table is cut into
+    // parts that both workers copy.
+    let summary: String = one(
+        &mut c,
+        "SELECT pgclone.table($1, 'app', 'big', true, 'big_copy', '{\"parallel\": 2}')",
+        &[&env.src_conninfo(SRC)],
+    );
+    assert!(summary.contains("2 workers"), "{summary}");
+    let job: i32 = one(&mut c, "SELECT max(job_id) FROM pgclone.jobs", &[]);
+    let parts: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM pgclone.job_units WHERE job_id = $1 AND kind = 'copy'",
+        &[&job],
+    );
+    assert!(parts > 1, "app.big was copied whole");
+    let (a, b) = (
+        env.content(env.src_port, SRC, "app.big"),
+        env.content(env.tgt_port, "jobs_sync", "app.big_copy"),
+    );
+    assert_eq!(a, b);
 
     // A synchronous call with parallel runs through the pool and returns the summary.
     empty_target(&env, "jobs_sync_db");

@@ -81,12 +81,13 @@ fn source(env: &Env) {
 
 /// Roles that write a schema meant to raise their privileges on whoever
 /// clones it; each tries through one kind of code the clone might run.
-const UNTRUSTED: [&str; 5] = [
+const UNTRUSTED: [&str; 6] = [
     "mal_check",
     "mal_domain",
     "mal_generated",
     "mal_index",
     "mal_matview",
+    "mal_path",
 ];
 
 /// A schema owned by `role`, written by it, whose code tries `ALTER ROLE
@@ -97,6 +98,16 @@ fn untrusted_schema(role: &str) -> String {
         "mal_domain" => "CREATE DOMAIN d AS int CHECK (escalate(VALUE)); CREATE TABLE t (n d);",
         "mal_generated" => "CREATE TABLE t (n int, g int GENERATED ALWAYS AS (sneaky(n)) STORED);",
         "mal_index" => "CREATE TABLE t (n int); CREATE INDEX ON t ((sneaky(n)));",
+        // Leaves a search_path behind for whatever runs after it: pgclone's
+        // own statements, or the caller's session.
+        "mal_path" => {
+            "CREATE FUNCTION leave_path(x int) RETURNS boolean LANGUAGE plpgsql AS $g$
+             BEGIN
+               PERFORM pg_catalog.set_config('search_path', 'mal_path, pg_catalog', false);
+               RETURN true;
+             END $g$;
+             CREATE TABLE t (n int CHECK (leave_path(n)));"
+        }
         _ => {
             "CREATE TABLE t (n int);
              CREATE MATERIALIZED VIEW mv AS SELECT n, escalate(n) AS e FROM t WITH NO DATA;"
@@ -107,7 +118,7 @@ fn untrusted_schema(role: &str) -> String {
     } else {
         ""
     };
-    let insert = if role == "mal_matview" || role == "mal_check" || role == "mal_index" {
+    let insert = if ["mal_matview", "mal_check", "mal_index", "mal_path"].contains(&role) {
         "INSERT INTO t SELECT g FROM generate_series(1, 50) g;"
     } else {
         "INSERT INTO t (n) SELECT g FROM generate_series(1, 50) g;"
@@ -370,6 +381,21 @@ fn jobs_belong_to_the_role_that_started_them() {
         assert_eq!(rows, 0, "the job table shows another role's rows");
         let secrets: i64 = one(&mut b, "SELECT count(*) FROM pgclone.job_secrets", &[]);
         assert_eq!(secrets, 0);
+        // Nor can it plant rows in the job tables for a job to run: an
+        // operator only reads its own rows, and writes none.
+        for sql in [
+            format!("INSERT INTO pgclone.job_units (job_id, unit_id, stage, kind, label, steps, owner_oid) \
+                     VALUES ({job}, 99999, 'Data', 'ddl', 'x', '[]', 0)"),
+            format!("INSERT INTO pgclone.job_undo (job_id, seq, sql, owner_oid) VALUES ({job}, 99, 'SELECT 1', 0)"),
+            format!("UPDATE pgclone.jobs SET status = 'failed' WHERE job_id = {job}"),
+            "INSERT INTO pgclone.jobs (job_id, status, op_type, request, source, owner_name, owner_oid, workers) \
+             VALUES (424242, 'failed', 'schema', '{}', '', 'x', 0, 1)"
+                .to_string(),
+            "SELECT nextval('pgclone.jobs_job_id_seq')".to_string(),
+        ] {
+            let (code, _) = expect_error(&mut b, &sql);
+            assert_eq!(code, "42501", "{sql}");
+        }
         // The superuser sees it; A cancels it.
         let seen: i64 = one(
             &mut su,
@@ -425,6 +451,66 @@ fn jobs_belong_to_the_role_that_started_them() {
     assert_eq!(owner, "sec_op_a");
 }
 
+/// A job belongs to a role, not to a name: a role dropped and made again
+/// under the same name sees nothing of the old one's jobs or credentials.
+#[test]
+fn a_recreated_role_inherits_no_jobs() {
+    let _g = serial();
+    let env = env();
+    source(&env);
+    let db = "sec_recreated";
+    let mut su = target_with_operator(&env, db, &["sec_phoenix"]);
+    let ci = env.src_conninfo(SRC);
+    let mut op = client_as(&env, db, "sec_phoenix");
+    let job: i32 = one(
+        &mut op,
+        "SELECT pgclone.table_async($1, 'app', 'small')",
+        &[&ci],
+    );
+    assert_eq!(finished(&mut op, job), "completed");
+    let cancelled_job: i32 = {
+        let _lock = lock_on_source(&env, "app.locked");
+        let j: i32 = one(
+            &mut op,
+            "SELECT pgclone.table_async($1, 'app', 'locked')",
+            &[&ci],
+        );
+        assert!(one::<bool>(&mut op, "SELECT pgclone.cancel($1)", &[&j]));
+        assert_eq!(finished(&mut op, j), "cancelled");
+        j
+    };
+    let kept: i64 = one(
+        &mut su,
+        "SELECT count(*) FROM pgclone.job_secrets WHERE job_id = $1",
+        &[&cancelled_job],
+    );
+    assert_eq!(kept, 1, "a cancelled job keeps its conninfo for resume");
+    drop(op);
+    su.batch_execute(
+        "REASSIGN OWNED BY sec_phoenix TO postgres; DROP OWNED BY sec_phoenix; DROP ROLE sec_phoenix; \
+         CREATE ROLE sec_phoenix LOGIN; GRANT pgclone_operator TO sec_phoenix;",
+    )
+    .unwrap();
+    let mut again = client_as(&env, db, "sec_phoenix");
+    for table in ["jobs", "job_units", "job_secrets", "job_undo"] {
+        let n: i64 = one(
+            &mut again,
+            &format!("SELECT count(*) FROM pgclone.{table}"),
+            &[],
+        );
+        assert_eq!(n, 0, "the new role sees the old one's {table}");
+    }
+    let (code, _) = expect_error(
+        &mut again,
+        &format!("SELECT pgclone.resume({cancelled_job})"),
+    );
+    assert_eq!(code, "22023");
+    // The next job call forgets the credentials of a role that is gone.
+    let _ = again.batch_execute("SELECT pgclone.clear_jobs()");
+    let left: i64 = one(&mut su, "SELECT count(*) FROM pgclone.job_secrets", &[]);
+    assert_eq!(left, 0, "a dropped role's conninfo is kept");
+}
+
 /// Hole 3: a superuser clones schemas whose CHECK function, domain check,
 /// generated column, index expression and materialized view query try to
 /// make their (non-superuser) author a superuser. They run as their owner,
@@ -443,8 +529,11 @@ fn untrusted_code_runs_as_its_owner_never_as_the_caller() {
         for role in UNTRUSTED {
             match mode {
                 "serial" => {
+                    let path: String = one(&mut su, "SHOW search_path", &[]);
                     su.query_one("SELECT pgclone.schema($1, $2)", &[&ci, &role])
                         .unwrap_or_else(|e| panic!("{role}: {e:?}"));
+                    let after: String = one(&mut su, "SHOW search_path", &[]);
+                    assert_eq!(path, after, "{role} changed the caller's search_path");
                 }
                 _ => {
                     let job: i32 = one(
@@ -1305,23 +1394,6 @@ fn two_clones_making_one_schema_at_once() {
     }
 }
 
-/// parallel on table() is refused, not ignored.
-#[test]
-fn parallel_on_a_table_clone_is_refused() {
-    let _g = serial();
-    let env = env();
-    source(&env);
-    let db = "sec_table_parallel";
-    let mut c = target_with_operator(&env, db, &[]);
-    let ci = lit(&env.src_conninfo(SRC));
-    let (code, msg) = expect_error(
-        &mut c,
-        &format!("SELECT pgclone.table({ci}, 'app', 'small', true, NULL, '{{\"parallel\": 4}}')"),
-    );
-    assert_eq!(code, "22023", "{msg}");
-    assert!(msg.contains("parallel"), "{msg}");
-}
-
 /// database_create names the local server when the local server fails.
 #[test]
 fn database_create_names_the_server_that_failed() {
@@ -1341,6 +1413,23 @@ fn database_create_names_the_server_that_failed() {
     );
     assert_eq!(code, "42501", "{msg}");
     assert!(msg.starts_with("local server:"), "{msg}");
+    // A superuser session acting as the operator (SET ROLE, or an operator's
+    // SECURITY DEFINER function it calls) creates nothing with the session
+    // user's rights: the loopback acts as the current user too.
+    let mut su = env.client(env.tgt_port, db);
+    su.batch_execute("SET ROLE sec_nocreatedb").unwrap();
+    let (code, msg) = expect_error(
+        &mut su,
+        &format!("SELECT pgclone.database_create({}, 'sec_never')", lit(&ci)),
+    );
+    assert_eq!(code, "42501", "{msg}");
+    su.batch_execute("RESET ROLE").unwrap();
+    let made: i64 = one(
+        &mut su,
+        "SELECT count(*) FROM pg_database WHERE datname = 'sec_never'",
+        &[],
+    );
+    assert_eq!(made, 0);
 }
 
 /// Errors carry no Rust backtrace, even when the server's environment asks

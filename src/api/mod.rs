@@ -3,10 +3,11 @@
 
 use crate::error::CloneError;
 use crate::error_report::{raise, OrRaise};
-use crate::exec::schema::{clone_schemas, SchemaRequest, What};
-use crate::exec::table::{clone_table, TableRequest};
+use crate::exec;
 use crate::jobs;
 use crate::options::Options;
+use pgclone_core::plan::assemble::What;
+use pgclone_core::request::Spec;
 use pgrx::prelude::*;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -28,6 +29,37 @@ fn version() -> String {
     format!("pgclone {VERSION}")
 }
 
+/// The request of a table call, checked.
+#[allow(clippy::too_many_arguments)]
+fn table_spec(
+    schema_name: Option<&str>,
+    table_name: Option<&str>,
+    include_data: Option<bool>,
+    target_table: Option<&str>,
+    options: Option<&str>,
+    flags: Option<(Option<bool>, Option<bool>, Option<bool>)>,
+) -> Spec {
+    let schema = required(schema_name, "schema_name");
+    let table = required(table_name, "table_name");
+    let include_data = required(include_data, "include_data");
+    let mut options = Options::parse(options).or_raise();
+    if let Some((i, c, t)) = flags {
+        options.indexes = required(i, "indexes");
+        options.constraints = required(c, "constraints");
+        options.triggers = required(t, "triggers");
+    }
+    Spec {
+        what: What::Table,
+        schema: Some(schema.to_string()),
+        table: Some(table.to_string()),
+        target_table: target_table.map(str::to_string),
+        include_data,
+        options,
+        workers: 1,
+        resumed_from: None,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn table_call(
     conninfo: Option<&str>,
@@ -41,24 +73,15 @@ fn table_call(
     guarded();
     let conninfo = required(conninfo, "conninfo");
     crate::target::conceal_statement(conninfo);
-    let schema = required(schema_name, "schema_name");
-    let table = required(table_name, "table_name");
-    let include_data = required(include_data, "include_data");
-    let mut options = Options::parse(options).or_raise();
-    if let Some((i, c, t)) = flags {
-        options.indexes = required(i, "indexes");
-        options.constraints = required(c, "constraints");
-        options.triggers = required(t, "triggers");
-    }
-    clone_table(&TableRequest {
-        conninfo,
-        schema,
-        table,
+    let spec = table_spec(
+        schema_name,
+        table_name,
         include_data,
         target_table,
         options,
-    })
-    .or_raise()
+        flags,
+    );
+    exec::clone(spec, conninfo).or_raise()
 }
 
 #[pg_extern(name = "table", volatile, parallel_unsafe)]
@@ -145,6 +168,37 @@ fn table_ex(
     )
 }
 
+/// The request of a schema, database or functions call, checked.
+fn schema_spec(
+    schema_name: Option<&str>,
+    what: What,
+    include_data: Option<bool>,
+    options: Option<&str>,
+    flags: Option<(Option<bool>, Option<bool>, Option<bool>)>,
+) -> Spec {
+    let schema = match what {
+        What::Database => None,
+        _ => Some(required(schema_name, "schema_name").to_string()),
+    };
+    let include_data = required(include_data, "include_data");
+    let mut options = Options::parse(options).or_raise();
+    if let Some((i, c, t)) = flags {
+        options.indexes = required(i, "indexes");
+        options.constraints = required(c, "constraints");
+        options.triggers = required(t, "triggers");
+    }
+    Spec {
+        what,
+        schema,
+        table: None,
+        target_table: None,
+        include_data,
+        options,
+        workers: 1,
+        resumed_from: None,
+    }
+}
+
 fn schema_call(
     conninfo: Option<&str>,
     schema_name: Option<&str>,
@@ -156,25 +210,8 @@ fn schema_call(
     guarded();
     let conninfo = required(conninfo, "conninfo");
     crate::target::conceal_statement(conninfo);
-    let schema = match what {
-        What::Database => None,
-        _ => Some(required(schema_name, "schema_name")),
-    };
-    let include_data = required(include_data, "include_data");
-    let mut options = Options::parse(options).or_raise();
-    if let Some((i, c, t)) = flags {
-        options.indexes = required(i, "indexes");
-        options.constraints = required(c, "constraints");
-        options.triggers = required(t, "triggers");
-    }
-    clone_schemas(&SchemaRequest {
-        conninfo,
-        schema,
-        what,
-        include_data,
-        options,
-    })
-    .or_raise()
+    let spec = schema_spec(schema_name, what, include_data, options, flags);
+    exec::clone(spec, conninfo).or_raise()
 }
 
 #[pg_extern(name = "schema", volatile, parallel_unsafe)]
@@ -298,34 +335,13 @@ fn database_create_options(
 
 // ---- asynchronous jobs ----
 
-fn async_schema_call(
-    conninfo: Option<&str>,
-    schema_name: Option<&str>,
-    what: What,
-    include_data: Option<bool>,
-    options: Option<&str>,
-) -> i32 {
+fn async_call(conninfo: Option<&str>, mut spec: Spec) -> i32 {
     guarded();
     let conninfo = required(conninfo, "conninfo");
     crate::target::conceal_statement(conninfo);
-    let schema = match what {
-        What::Database => None,
-        _ => Some(required(schema_name, "schema_name")),
-    };
-    let include_data = required(include_data, "include_data");
-    let options = Options::parse(options).or_raise();
-    options
-        .check_scope(crate::exec::schema::scope_of(what))
-        .or_raise();
-    let workers = jobs::workers_for(&options);
-    let req = SchemaRequest {
-        conninfo,
-        schema,
-        what,
-        include_data,
-        options,
-    };
-    jobs::start_async(&jobs::JobRequest::schemas(&req, workers), conninfo).or_raise()
+    spec.check().or_raise();
+    spec.workers = jobs::workers_for(&spec.options) as u32;
+    jobs::start_async(&spec, conninfo).or_raise()
 }
 
 #[pg_extern(name = "table_async", volatile, parallel_unsafe)]
@@ -339,15 +355,15 @@ fn table_async(
     options: default!(Option<&str>, "NULL"),
 ) -> i32 {
     guarded();
-    let conninfo = required(conninfo, "conninfo");
-    crate::target::conceal_statement(conninfo);
-    let schema = required(schema_name, "schema_name");
-    let table = required(table_name, "table_name");
-    let include_data = required(include_data, "include_data");
-    let options = Options::parse(options).or_raise();
-    options.check_scope(crate::options::Scope::Table).or_raise();
-    let req = jobs::JobRequest::table(schema, table, target_table, include_data, &options);
-    jobs::start_async(&req, conninfo).or_raise()
+    let spec = table_spec(
+        schema_name,
+        table_name,
+        include_data,
+        target_table,
+        options,
+        None,
+    );
+    async_call(conninfo, spec)
 }
 
 #[pg_extern(name = "schema_async", volatile, parallel_unsafe)]
@@ -358,7 +374,11 @@ fn schema_async(
     include_data: default!(Option<bool>, true),
     options: default!(Option<&str>, "NULL"),
 ) -> i32 {
-    async_schema_call(conninfo, schema_name, What::Schema, include_data, options)
+    guarded();
+    async_call(
+        conninfo,
+        schema_spec(schema_name, What::Schema, include_data, options, None),
+    )
 }
 
 #[pg_extern(name = "database_async", volatile, parallel_unsafe)]
@@ -368,7 +388,11 @@ fn database_async(
     include_data: default!(Option<bool>, true),
     options: default!(Option<&str>, "NULL"),
 ) -> i32 {
-    async_schema_call(conninfo, None, What::Database, include_data, options)
+    guarded();
+    async_call(
+        conninfo,
+        schema_spec(None, What::Database, include_data, options, None),
+    )
 }
 
 #[pg_extern(name = "progress", volatile, parallel_unsafe)]

@@ -1,65 +1,138 @@
 //! Reading the source catalog: the queries of `pgclone_core::catalog` run on
-//! the source session, their JSON rows turned into the core's structs.
+//! the source session, each object kind in one statement for the whole
+//! clone (never one per table), their JSON rows turned into the core's
+//! structs.
 
 pub use pgclone_core::catalog::*;
 
 use crate::conn::SourceConn;
+use objects as q;
 use pgclone_core::error::{CloneError, Result};
+use pgclone_core::plan::assemble::{matches_any, What};
 use pgclone_core::sqltext::qualified;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
+}
+
+/// A query whose one row is one JSON document.
 pub fn fetch<T: DeserializeOwned>(
     conn: &SourceConn,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<T> {
     let row = conn.query_one(sql, params)?;
-    let text: String = row.get(0);
-    serde_json::from_str(&text)
-        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
+    parse(&row.get::<_, String>(0))
 }
 
-fn fetch_json<T: DeserializeOwned>(conn: &SourceConn, sql: &str, oid: u32) -> Result<T> {
-    let row = conn.query_one(sql, &[&oid])?;
-    let text: String = row.get(0);
-    serde_json::from_str(&text)
-        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))
-}
-
-/// The whole definition of `schema.name` on the source, or a clear error when
-/// the schema or table is missing or the relation is not a table.
-pub fn load(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {
-    load_with(conn, schema, name, false)
-}
-
-/// As `load`; with `partitioned`, a partitioned table is accepted too (a
-/// schema clone creates its partitions alongside).
-pub fn load_with(
+/// A query of (relid, JSON array) rows, by relation.
+fn by_relation<T: DeserializeOwned>(
     conn: &SourceConn,
-    schema: &str,
-    name: &str,
-    partitioned: bool,
-) -> Result<TableDef> {
-    let row = conn.query_opt(&table::table_sql(), &[&schema, &name])?;
+    sql: &str,
+    oids: &[u32],
+) -> Result<HashMap<i64, Vec<T>>> {
+    let mut out = HashMap::with_capacity(oids.len());
+    for r in conn.query(sql, &[&oids])? {
+        let rel: i64 = r.get(0);
+        out.insert(rel, parse::<Vec<T>>(&r.get::<_, String>(1))?);
+    }
+    Ok(out)
+}
+
+/// The tables of the clone with everything that hangs on them, read in one
+/// query per kind.
+fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    if oids.is_empty() {
+        return Ok(());
+    }
+    let v = conn.server_version_num;
+    let mut columns = by_relation::<Column>(conn, &table::columns_sql(v), &oids)?;
+    let mut constraints = by_relation::<Constraint>(conn, &table::constraints_sql(), &oids)?;
+    let mut indexes = by_relation::<Index>(conn, &table::indexes_sql(), &oids)?;
+    let mut triggers = by_relation::<Trigger>(conn, &table::triggers_sql(), &oids)?;
+    let mut policies = by_relation::<Policy>(conn, &table::policies_sql(), &oids)?;
+    let mut sequences = by_relation::<OwnedSequence>(conn, &table::sequences_sql(), &oids)?;
+    let mut default_deps: HashMap<i64, Vec<String>> = HashMap::new();
+    for r in conn.query(&table::default_deps_sql(), &[&oids])? {
+        let keys: Option<Vec<String>> = r.get(1);
+        default_deps.insert(r.get(0), keys.unwrap_or_default());
+    }
+    // Tables never vacuumed or analyzed say nothing of their size: measure
+    // them (a lock each, so only when there are not too many of them).
+    let unknown: Vec<u32> = tables
+        .iter()
+        .filter(|t| t.size_unknown)
+        .map(|t| t.oid)
+        .collect();
+    let mut sizes: HashMap<i64, i64> = HashMap::new();
+    if !unknown.is_empty() && unknown.len() <= 2000 {
+        for r in conn.query(table::table_sizes_sql(), &[&unknown])? {
+            sizes.insert(r.get(0), r.get(1));
+        }
+    }
+    for t in tables.iter_mut() {
+        let oid = t.oid as i64;
+        t.columns = columns.remove(&oid).unwrap_or_default();
+        t.constraints = constraints.remove(&oid).unwrap_or_default();
+        t.indexes = indexes.remove(&oid).unwrap_or_default();
+        t.triggers = triggers.remove(&oid).unwrap_or_default();
+        t.policies = policies.remove(&oid).unwrap_or_default();
+        t.sequences = sequences.remove(&oid).unwrap_or_default();
+        t.default_deps = default_deps.remove(&oid).unwrap_or_default();
+        if let Some(b) = sizes.get(&oid) {
+            t.bytes = *b;
+            t.pages = *b / 8192;
+        }
+    }
+    // Where each owned sequence stands, a few hundred per statement.
+    let seqs: Vec<(usize, usize)> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| (0..t.sequences.len()).map(move |j| (i, j)))
+        .collect();
+    for chunk in seqs.chunks(500) {
+        let list: Vec<(i64, String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(k, (i, j))| {
+                let s = &tables[*i].sequences[*j];
+                (k as i64, qualified(&s.schema, &s.name))
+            })
+            .collect();
+        for r in conn.query(&table::sequence_positions_sql(&list), &[])? {
+            let k: i64 = r.get(0);
+            let (i, j) = chunk[k as usize];
+            let s = &mut tables[i].sequences[j];
+            (s.last_value, s.is_called) = (r.get(1), r.get(2));
+        }
+    }
+    Ok(())
+}
+
+/// One table by name, for a table clone, or a clear error when the schema or
+/// table is missing or the relation is not a plain table.
+pub fn one_table(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {
+    let row = conn.query_opt(&table::tables_sql(true), &[&schema, &name])?;
     let Some(row) = row else {
-        let exists = conn
+        let exists: bool = conn
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
                 &[&schema],
             )?
-            .get::<_, bool>(0);
+            .get(0);
         return Err(if exists {
             CloneError::UndefinedTable(qualified(schema, name))
         } else {
             CloneError::UndefinedSchema(schema.to_string())
         });
     };
-    let text: String = row.get(0);
-    let mut def: TableDef = serde_json::from_str(&text)
-        .map_err(|e| CloneError::Internal(format!("unexpected catalog data: {e}")))?;
+    let mut def: TableDef = parse(&row.get::<_, String>(0))?;
     match def.relkind.as_str() {
         "r" => {}
-        "p" if partitioned => {}
         "p" => {
             return Err(CloneError::NotSupported(format!(
                 "{} is a partitioned table: clone it with pgclone.schema(), which copies its partitions",
@@ -81,27 +154,157 @@ pub fn load_with(
             )));
         }
     }
-    let v = conn.server_version_num;
-    def.columns = fetch_json::<Vec<Column>>(conn, &table::columns_sql(v), def.oid)?;
-    def.constraints = fetch_json::<Vec<Constraint>>(conn, &table::constraints_sql(), def.oid)?;
-    def.indexes = fetch_json::<Vec<Index>>(conn, &table::indexes_sql(), def.oid)?;
-    def.triggers = fetch_json::<Vec<Trigger>>(conn, &table::triggers_sql(), def.oid)?;
-    def.policies = fetch_json::<Vec<Policy>>(conn, &table::policies_sql(), def.oid)?;
-    def.sequences = fetch_json::<Vec<OwnedSequence>>(conn, &table::sequences_sql(), def.oid)?;
-    for s in &mut def.sequences {
-        (s.last_value, s.is_called) = sequence_position(conn, &s.schema, &s.name)?;
-    }
+    complete_tables(conn, std::slice::from_mut(&mut def))?;
     Ok(def)
 }
 
-/// A sequence's last_value and is_called, as setval wants them.
-pub fn sequence_position(conn: &SourceConn, schema: &str, name: &str) -> Result<(i64, bool)> {
-    let row = conn.query_one(
-        &format!(
-            "SELECT last_value, is_called FROM {}",
-            qualified(schema, name)
-        ),
+/// What a clone takes: one table, or some schemas.
+pub enum Scope<'a> {
+    Table(Box<TableDef>),
+    Schemas(&'a [String]),
+}
+
+/// Everything a schema, database or functions clone reads, one query per
+/// object kind for the whole clone.
+pub fn inventory(
+    src: &SourceConn,
+    scope: Scope,
+    what: What,
+    opts: &pgclone_core::options::Options,
+) -> Result<Inventory> {
+    let names: Vec<String> = match &scope {
+        Scope::Table(t) => vec![t.schema.clone()],
+        Scope::Schemas(n) => n.to_vec(),
+    };
+    let mut inv = Inventory::default();
+    if let Scope::Table(t) = scope {
+        inv.tables.push(*t);
+        return Ok(inv);
+    }
+    let all = what == What::Database;
+    inv.schemas = fetch(src, &q::schemas_sql(), &[&names])?;
+    inv.procs = fetch(src, &q::procs_sql(), &[&names])?;
+    if what == What::Functions {
+        return Ok(inv);
+    }
+    let foreign: String = src
+        .query_one(
+            "SELECT coalesce(string_agg(quote_ident(n.nspname) || '.' || quote_ident(c.relname), ', '), '') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = ANY($1) AND c.relkind = 'f'",
+            &[&names],
+        )?
+        .get(0);
+    if !foreign.is_empty() {
+        return Err(CloneError::NotSupported(format!(
+            "foreign tables are not cloned yet: {foreign} (leave their schema out with exclude_schemas)"
+        )));
+    }
+    let base: String = src
+        .query_one(&q::unsupported_types_sql(), &[&names])?
+        .get(0);
+    if !base.is_empty() {
+        return Err(CloneError::NotSupported(format!(
+            "base types written in C cannot be cloned: {base} (install them through their extension)"
+        )));
+    }
+    for r in src.query(&table::tables_sql(false), &[&names])? {
+        let t: TableDef = parse(&r.get::<_, String>(0))?;
+        let full = format!("{}.{}", t.schema, t.name);
+        if matches_any(&opts.include_tables, &full) == Some(false)
+            || matches_any(&opts.exclude_tables, &full) == Some(true)
+        {
+            continue;
+        }
+        inv.tables.push(t);
+    }
+    complete_tables(src, &mut inv.tables)?;
+    inv.types = fetch(src, &q::types_sql(), &[&names])?;
+    inv.sequences = fetch(src, &q::sequences_sql(), &[&names])?;
+    let list: Vec<(i64, String)> = inv
+        .sequences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as i64, qualified(&s.schema, &s.name)))
+        .collect();
+    for chunk in list.chunks(500) {
+        for r in src.query(&table::sequence_positions_sql(chunk), &[])? {
+            let i: i64 = r.get(0);
+            let s = &mut inv.sequences[i as usize];
+            (s.last_value, s.is_called) = (r.get(1), r.get(2));
+        }
+    }
+    inv.views = fetch(src, &q::views_sql(), &[&names])?;
+    let matviews: Vec<u32> = inv
+        .views
+        .iter()
+        .filter(|v| v.kind == "m")
+        .map(|v| v.oid as u32)
+        .collect();
+    let views: Vec<u32> = inv.views.iter().map(|v| v.oid as u32).collect();
+    if !matviews.is_empty() {
+        let mut idx = by_relation::<Index>(src, &table::indexes_sql(), &matviews)?;
+        inv.matview_indexes = matviews
+            .iter()
+            .map(|o| (*o as i64, idx.remove(&(*o as i64)).unwrap_or_default()))
+            .collect();
+    }
+    if !views.is_empty() {
+        let mut trg = by_relation::<Trigger>(src, &table::triggers_sql(), &views)?;
+        inv.view_triggers = views
+            .iter()
+            .filter_map(|o| trg.remove(&(*o as i64)).map(|t| (*o as i64, t)))
+            .collect();
+    }
+    inv.rules = fetch(src, &q::rules_sql(), &[&names])?;
+    inv.stats = fetch(src, &q::stats_sql(), &[&names])?;
+    inv.collations = fetch(src, &q::collations_sql(src.server_version_num), &[&names])?;
+    inv.extensions = fetch(src, &q::extensions_sql(), &[&names, &all])?;
+    for c in inv.extensions.iter().flat_map(|x| x.config.iter()) {
+        let cols: Vec<String> = src
+            .query(
+                "SELECT a.attname::text FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 WHERE n.nspname = $1 AND t.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+                   AND a.attgenerated = '' ORDER BY a.attnum",
+                &[&c.schema, &c.table],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        inv.extension_columns
+            .push((c.schema.clone(), c.table.clone(), cols));
+    }
+    inv.default_acls = fetch(src, &q::default_acls_sql(), &[&names, &all])?;
+    if all {
+        inv.large_objects = fetch(src, &q::large_objects_sql(), &[])?;
+    }
+    inv.not_cloned = src.query_one(&q::not_cloned_sql(), &[&names, &all])?.get(0);
+    inv.operators = fetch(src, &q::operators_sql(), &[&names])?;
+    inv.ts_dicts = fetch(src, &q::ts_dicts_sql(), &[&names])?;
+    inv.ts_configs = fetch(src, &q::ts_configs_sql(), &[&names])?;
+    inv.casts = fetch(src, &q::casts_sql(), &[&names, &all])?;
+    if all {
+        inv.publications = fetch(src, &q::publications_sql(src.server_version_num), &[])?;
+        inv.event_triggers = fetch(src, &q::event_triggers_sql(), &[])?;
+    }
+    inv.edges = src
+        .query(&q::edges_sql(), &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for r in src.query(&q::extension_members_sql(), &[])? {
+        inv.aliases.insert(r.get(0), r.get(1));
+    }
+    // A table's own sequences are created with it.
+    let owned = src.query(
+        "SELECT 'rel:' || d.objid, 'rel:' || d.refobjid FROM pg_depend d JOIN pg_class s ON s.oid = d.objid \
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+           AND s.relkind = 'S' AND d.deptype IN ('a', 'i')",
         &[],
     )?;
-    Ok((row.get(0), row.get(1)))
+    for r in owned {
+        inv.aliases.insert(r.get(0), r.get(1));
+    }
+    Ok(inv)
 }

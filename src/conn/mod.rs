@@ -45,6 +45,10 @@ pub struct SourceConn {
     id: u64,
     /// What the watch below the driver saw: why it cut the session, if it did.
     watch: Arc<Mutex<wire::Observed>>,
+    /// The session's client_encoding now: the driver reads rows in UTF8, a
+    /// COPY sends in the target database's encoding; switched only when
+    /// they differ, and only when needed.
+    encoding: RefCell<String>,
 }
 
 /// How to reach the server again to cancel what it runs for us.
@@ -505,6 +509,7 @@ impl SourceConn {
                 cancel: route,
                 id,
                 watch: shared,
+                encoding: RefCell::new("UTF8".into()),
             };
             if read_write {
                 let ro: String = conn
@@ -565,17 +570,33 @@ impl SourceConn {
             .map_err(|e| self.map(e))
     }
 
+    /// Speak `encoding` from now on (one round trip, when it changes).
+    fn speak(&self, encoding: &str) -> Result<()> {
+        if self.encoding.borrow().as_str() == encoding {
+            return Ok(());
+        }
+        self.batch(&format!(
+            "SET client_encoding = {}",
+            quote_literal(encoding)
+        ))?;
+        *self.encoding.borrow_mut() = encoding.to_string();
+        Ok(())
+    }
+
     pub fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.speak("UTF8")?;
         self.wait(self.client.query(sql, params))
             .map_err(|e| self.map(e))
     }
 
     pub fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.speak("UTF8")?;
         self.wait(self.client.query_one(sql, params))
             .map_err(|e| self.map(e))
     }
 
     pub fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        self.speak("UTF8")?;
         self.wait(self.client.query_opt(sql, params))
             .map_err(|e| self.map(e))
     }
@@ -594,10 +615,7 @@ impl SourceConn {
     /// each side's client_encoding, text COPY is told the encoding, so the
     /// source must send in the encoding the receiving side decodes with.
     pub fn copy_out(&self, sql: &str, filtered: bool, encoding: &str) -> Result<CopyReader<'_>> {
-        self.batch(&format!(
-            "SET client_encoding = {}",
-            quote_literal(encoding)
-        ))?;
+        self.speak(encoding)?;
         let stream = self
             .wait(self.client.copy_out(sql))
             .map_err(|e| filter_fault(self.map(e), filtered))?;
@@ -658,8 +676,6 @@ impl CopyReader<'_> {
                     None => {
                         self.done = true;
                         self.conn.busy.set(false);
-                        // back to what the driver itself reads
-                        self.conn.batch("SET client_encoding = 'UTF8'")?;
                         break;
                     }
                 }

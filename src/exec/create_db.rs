@@ -193,6 +193,11 @@ pub fn create_and_clone(
             local.user
         ))
     })?;
+    // The loopback logs in as the session user; it acts as the current user
+    // (a SECURITY DEFINER function calling this must not reach the session
+    // user's rights through it).
+    let act_as = format!("SET ROLE {}", quote_ident(&target::current_role()));
+    loopback.batch(&act_as)?;
     let exists: bool = loopback
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
@@ -213,6 +218,7 @@ pub fn create_and_clone(
         lb.set("dbname", target_db);
         let inside = SourceConn::connect_local(&lb, "")?;
         inside.batch("CREATE EXTENSION IF NOT EXISTS pgclone")?;
+        inside.batch(&act_as)?;
         keep_out_of_the_log(&inside)?;
         let row = inside.query_one(
             "SELECT pgclone.database($1, $2, $3)",

@@ -1,139 +1,227 @@
-//! Carrying out a clone: connect, read the catalog, render, run, copy.
+//! The one flow every clone takes: SQL call → options → connect (one
+//! snapshot) → read the catalog → plan → run the units → summary.
+//!
+//! A serial clone runs the plan here, in the caller's transaction (all of it
+//! or nothing); a parallel or asynchronous one, or one too large for one
+//! transaction's locks, hands the same plan to a job's workers (`jobs`).
 
 pub mod create_db;
-pub mod schema;
-pub mod table;
+pub mod prepare;
+pub mod run;
 
-use crate::conn::SourceConn;
-use crate::copy::{copy_into, CopySource};
+use crate::conn::{session_setup_sql, SourceConn};
 use crate::error::{CloneError, Result};
-use crate::plan::units::{Unit, UnitKind};
-use crate::sqltext::qualified;
+use crate::error_report::notice;
+use crate::jobs;
 use crate::target;
+use pgclone_core::plan::assemble::{human_bytes, What};
+use pgclone_core::plan::units::{Plan, Stage};
+use pgclone_core::request::Spec;
+use std::time::{Duration, Instant};
 
-/// Binary COPY needs both servers on one major version.
-pub fn same_major(src: &SourceConn) -> bool {
-    src.server_version_num / 10000 == target::server_version_num() / 10000
+/// Source sessions give up waiting for a lock after this long rather than
+/// hanging behind a DDL on a busy production server.
+pub const SOURCE_LOCK_TIMEOUT: &str = "1min";
+
+/// Connect to the source and open the one read-only snapshot every read of
+/// the clone goes through.
+pub fn open_source(conninfo: &str) -> Result<SourceConn> {
+    // The driver reads the catalog as UTF-8; COPY switches the source to the
+    // database encoding when it differs.
+    let src = target::connect_source(conninfo, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
+    src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+    Ok(src)
 }
 
-/// Stream the rows `from` describes into the local table `schema.name` (made
-/// already) and return (rows, bytes). With `user_filter`, an error the source
-/// raises is blamed on the caller's `where` filter.
-#[allow(clippy::too_many_arguments)]
-pub fn copy_table(
-    src: &SourceConn,
-    from: &CopySource,
-    schema: &str,
-    name: &str,
-    encoding: &str,
-    user_filter: bool,
-    run_as: Option<&str>,
-) -> Result<(u64, u64)> {
-    let sql = from.sql();
-    let to = Destination {
-        schema,
-        name,
-        columns: &from.columns,
-        binary: from.binary,
-        freeze: false,
-        run_as,
-    };
-    stream(src, &sql, user_filter, &to, encoding)
+/// The settings every statement of a clone runs under on the target.
+pub fn target_settings() -> target::GucScope {
+    target::GucScope::enter(&[("search_path", ""), ("check_function_bodies", "off")])
 }
 
-/// Where a source COPY lands, and how.
-struct Destination<'a> {
-    schema: &'a str,
-    name: &'a str,
-    columns: &'a [String],
-    binary: bool,
-    freeze: bool,
-    /// The role the rows are loaded as (the table's owner): CHECK and domain
-    /// constraints and generated columns, code from the source, run with its
-    /// rights, not the caller's. None: the caller.
-    run_as: Option<&'a str>,
-}
-
-fn stream(
-    src: &SourceConn,
-    sql: &str,
-    user_filter: bool,
-    to: &Destination,
-    encoding: &str,
-) -> Result<(u64, u64)> {
-    let (relid, _) = target::relation(to.schema, to.name).ok_or_else(|| {
-        CloneError::Internal(format!(
-            "{} vanished after it was created",
-            qualified(to.schema, to.name)
-        ))
-    })?;
-    let mut reader = src.copy_out(sql, user_filter, encoding)?;
-    let rows = target::as_role(to.run_as, || {
-        copy_into(
-            relid,
-            to.columns,
-            to.binary,
-            to.freeze,
-            encoding,
-            &mut reader,
-        )
-    })??;
-    Ok((rows, reader.bytes))
-}
-
-/// Carry out one unit of the data stage in this backend, in the current
-/// transaction. With `freeze` (a transaction of the unit's own, in a worker),
-/// a whole-table copy is TRUNCATE + COPY FREEZE: a resumed copy starts clean
-/// and the rows need no later freezing. Returns (rows, bytes).
-pub fn run_unit(src: &SourceConn, unit: &Unit, encoding: &str, freeze: bool) -> Result<(u64, u64)> {
-    // Index builds run as the table's owner already (PostgreSQL switches to
-    // it), as do ANALYZE and refreshes; only the COPY needs us to.
-    if unit.kind != UnitKind::Copy {
-        for sql in &unit.sqls {
-            target::run(sql);
+/// One clone, whatever the call.
+pub fn clone(mut spec: Spec, conninfo: &str) -> Result<String> {
+    spec.check()?;
+    let asked = jobs::asked(&spec.options);
+    if asked > 1 {
+        if jobs::available() {
+            spec.workers = jobs::workers_for(&spec.options) as u32;
+            return jobs::run_sync(&spec, conninfo);
         }
-        return Ok((0, 0));
-    }
-    let freeze = freeze && unit.freeze;
-    if freeze {
-        target::run(&format!(
-            "TRUNCATE ONLY {}",
-            qualified(&unit.schema, &unit.table)
+        notice(&format!(
+            "parallel {asked} needs shared_preload_libraries = 'pgclone'; cloning serially in this session"
         ));
     }
-    let to = Destination {
-        schema: &unit.schema,
-        name: &unit.table,
-        columns: &unit.columns,
-        binary: unit.binary,
-        freeze,
-        run_as: unit.run_as.as_deref(),
+    spec.workers = 1;
+    serial(spec, conninfo)
+}
+
+/// The locks one transaction may take here before the server's lock table
+/// runs out. PostgreSQL sizes the table as max_locks_per_transaction times
+/// the number of backends (connections, workers, prepared transactions),
+/// shared by all; a clone keeps to half of it.
+fn lock_budget() -> (i64, i64) {
+    let n = |name: &str| {
+        pgrx::Spi::get_one_with_args::<i64>(
+            "SELECT pg_catalog.current_setting($1)::pg_catalog.int8",
+            &[name.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0)
     };
-    stream(src, &unit.copy_sql, false, &to, encoding)
+    let per = n("max_locks_per_transaction");
+    let backends = n("max_connections")
+        + n("autovacuum_max_workers")
+        + 1
+        + n("max_worker_processes")
+        + n("max_wal_senders")
+        + n("max_prepared_transactions");
+    (per * backends / 2, backends)
 }
 
-/// "1.5 MB", for summaries.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+/// The relations a clone of these schemas creates, each a lock held until
+/// the end of its transaction: tables (with their TOAST table and its
+/// index), indexes, sequences, views.
+fn locks_needed(src: &SourceConn, spec: &Spec) -> Result<i64> {
+    if spec.what == What::Table || spec.what == What::Functions {
+        return Ok(0);
     }
-    if u == 0 {
-        format!("{n} bytes")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    let names = prepare::schema_names(src, spec)?;
+    let row = src.query_one(
+        "SELECT coalesce(sum(CASE WHEN c.relkind IN ('r', 'p', 'm') THEN 1 + 2 * (c.reltoastrelid <> 0)::int \
+                                  ELSE 1 END), 0)::int8 \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'm', 'v', 'S', 'i', 'I')",
+        &[&names],
+    )?;
+    Ok(row.get(0))
 }
 
-#[cfg(test)]
-mod unit {
-    #[test]
-    fn human_bytes() {
-        assert_eq!(super::human_bytes(12), "12 bytes");
-        assert_eq!(super::human_bytes(1536), "1.5 kB");
-        assert_eq!(super::human_bytes(3 << 30), "3.0 GB");
+/// The serial clone: the plan's units in order, in the caller's transaction,
+/// so a failure leaves nothing behind.
+fn serial(mut spec: Spec, conninfo: &str) -> Result<String> {
+    let started = Instant::now();
+    let src = open_source(conninfo)?;
+    let needed = locks_needed(&src, &spec)?;
+    let (budget, backends) = lock_budget();
+    if needed > budget {
+        if jobs::available() {
+            notice(&format!(
+                "the clone creates about {needed} relations, more than one transaction can lock here \
+                 (max_locks_per_transaction × {backends} / 2 = {budget}): it runs as a job of one worker \
+                 that commits as it goes (ROLLBACK does not undo it; pgclone.discard() does, if it fails)"
+            ));
+            drop(src);
+            spec.workers = 1;
+            return jobs::run_sync(&spec, conninfo);
+        }
+        return Err(CloneError::NotSupported(format!(
+            "the clone creates about {needed} relations, more than one transaction can lock here: \
+             raise max_locks_per_transaction to at least {} (restart), or preload pgclone \
+             (shared_preload_libraries) so that large clones commit as they go",
+            (2 * needed + backends - 1) / backends.max(1)
+        )));
+    }
+    let live = jobs::Live::serial(&spec, conninfo);
+    let _guc = target_settings();
+    let p = prepare::prepare(&src, &spec, false)?;
+    for n in &p.notices {
+        notice(n);
+    }
+    if let Some(skip) = p.skipped {
+        return Ok(skip);
+    }
+    live.totals(&p.plan);
+    // The bytes of a COPY in flight show in jobs_view as they arrive.
+    struct Hook;
+    impl Drop for Hook {
+        fn drop(&mut self) {
+            crate::copy::set_progress_hook(None);
+        }
+    }
+    crate::copy::set_progress_hook(Some(|b| {
+        jobs::serial_reading(b);
+        Ok(())
+    }));
+    let _hook = Hook;
+    let encoding = target::database_encoding();
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    let mut last_note = Instant::now();
+    let mut phases = Phases::new(started);
+    phases.mark("catalog");
+    let mut stage = Stage::Schema;
+    for u in &p.plan.units {
+        if u.stage != stage {
+            phases.mark(stage.phase());
+            stage = u.stage;
+        }
+        live.working(u.stage, &u.label);
+        let m = run::unit(&src, u, &encoding, &mut |_, m| live.copied(m.rows, m.bytes))?;
+        rows += m.rows;
+        bytes += m.bytes;
+        live.unit_done(u.tables_done);
+        if last_note.elapsed() > Duration::from_secs(10) {
+            notice(&live.line());
+            last_note = Instant::now();
+        }
+    }
+    phases.mark(stage.phase());
+    src.batch("COMMIT")?;
+    let summary = summary(&p, &p.plan, rows, bytes, started, &phases.summary());
+    live.record(&summary);
+    Ok(summary)
+}
+
+/// The one-line result: what was made, rows, bytes, time per phase.
+pub fn summary(
+    p: &prepare::Prepared,
+    plan: &Plan,
+    rows: u64,
+    bytes: u64,
+    started: Instant,
+    phases: &str,
+) -> String {
+    let binary = plan
+        .units
+        .iter()
+        .flat_map(|u| &u.steps)
+        .any(|s| matches!(s, pgclone_core::plan::units::Step::Copy(c) if c.source.binary));
+    format!(
+        "{}: {}; {rows} rows, {} ({}); {:.2} s ({phases})",
+        p.what,
+        p.counts.list(),
+        human_bytes(bytes),
+        if binary { "binary COPY" } else { "text COPY" },
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Wall time per phase of a clone, for the summary.
+pub struct Phases {
+    last: Instant,
+    pub spent: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    pub fn new(started: Instant) -> Phases {
+        Phases {
+            last: started,
+            spent: Vec::new(),
+        }
+    }
+
+    pub fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.spent.push((phase, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    pub fn summary(&self) -> String {
+        self.spent
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
