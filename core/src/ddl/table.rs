@@ -112,6 +112,14 @@ fn reloption(opt: &str, prefix: &str) -> String {
     format!("{prefix}{key}={}", quote_literal(v))
 }
 
+/// A column option the server sets on every column by itself (`pg_attver`,
+/// kept by some PostgreSQL builds): pg_dump leaves it out, a server without
+/// it refuses it ("unrecognized parameter"), and one with it sets its own
+/// value whatever is sent, so sending it only costs an ALTER per column.
+fn server_kept_option(opt: &str) -> bool {
+    opt.split_once('=').map_or(opt, |(k, _)| k) == "pg_attver"
+}
+
 fn sequence_options(s: &OwnedSequence) -> String {
     super::sequence_clause(s.start, s.increment, s.min, s.max, s.cache, s.cycle)
 }
@@ -322,8 +330,14 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         if let Some(n) = c.stattarget {
             out.pre_data.push(format!("{col} SET STATISTICS {n}"));
         }
-        if let Some(opts) = c.options.as_ref().filter(|o| !o.is_empty()) {
-            let list: Vec<String> = opts.iter().map(|o| reloption(o, "")).collect();
+        let list: Vec<String> = c
+            .options
+            .iter()
+            .flatten()
+            .filter(|o| !server_kept_option(o))
+            .map(|o| reloption(o, ""))
+            .collect();
+        if !list.is_empty() {
             out.pre_data
                 .push(format!("{col} SET ({})", list.join(", ")));
         }
@@ -1185,5 +1199,30 @@ mod unit {
             .post_data()
             .iter()
             .any(|p| p.ends_with("REPLICA IDENTITY FULL")));
+    }
+
+    /// pg_attver is kept by the server itself: not sent, while the column's
+    /// other options are.
+    #[test]
+    fn column_options_leave_out_what_the_server_keeps() {
+        let mut t = table("public", "t");
+        t.columns[0].options = Some(vec!["pg_attver=406608840".into()]);
+        let exists = |_: &str| true;
+        let s = render(&t, &ctx("t", &exists));
+        assert!(
+            !s.pre_data.iter().any(|q| q.contains("pg_attver")),
+            "{:?}",
+            s.pre_data
+        );
+        t.columns[0].options = Some(vec!["pg_attver=1".into(), "n_distinct=-1".into()]);
+        let s = render(&t, &ctx("t", &exists));
+        assert!(
+            s.pre_data.contains(
+                &"ALTER TABLE ONLY \"public\".\"t\" ALTER COLUMN \"id\" SET (n_distinct='-1')"
+                    .to_string()
+            ),
+            "{:?}",
+            s.pre_data
+        );
     }
 }
