@@ -480,25 +480,49 @@ pub fn default_acls_sql() -> String {
     )
 }
 
-/// The node key of the object (classid, objid) as SQL: the objects a clone
-/// creates before the data are keyed by kind and OID; parts of them (a
-/// column default, a constraint, an index, a view's rule, an array type, a
-/// table's row type) are mapped to the object they belong to.
-pub(crate) fn node_key(cls: &str, oid: &str) -> String {
-    format!(
-        "CASE {cls} \
-          WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('i', 'I') THEN 'rel:' || i.indrelid \
-               WHEN c.relkind = 'c' THEN 'type:' || c.reltype ELSE 'rel:' || c.oid END \
-               FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.oid = {oid}) \
-          WHEN 'pg_type'::regclass THEN (SELECT CASE \
+/// The node keys of the objects a clone creates before the data, as a CTE
+/// `nodes(cls, oid, k)` to join on (classid, objid): the objects are keyed by
+/// kind and OID; parts of them (a column default, a constraint, an index, a
+/// view's rule, an array type, a table's row type) are mapped to the object
+/// they belong to. Kinds whose key is their own OID need no row here (see
+/// [`simple_key`]). Read with one scan per catalog and joined by hash: a
+/// lookup per dependency row (a correlated subquery) costs a scan of
+/// pg_type per array type, quadratic in the number of tables.
+pub(crate) fn nodes_cte() -> &'static str {
+    "nodes AS MATERIALIZED ( \
+       SELECT 'pg_class'::regclass::oid AS cls, c.oid, \
+              CASE WHEN c.relkind IN ('i', 'I') THEN 'rel:' || i.indrelid \
+                   WHEN c.relkind = 'c' THEN 'type:' || c.reltype ELSE 'rel:' || c.oid END AS k \
+         FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.oid >= 16384 \
+       UNION ALL \
+       SELECT 'pg_type'::regclass::oid, t.oid, CASE \
                WHEN t.typrelid <> 0 AND rc.relkind <> 'c' THEN 'rel:' || t.typrelid \
                WHEN et.oid IS NOT NULL AND et.typrelid <> 0 AND erc.relkind <> 'c' THEN 'rel:' || et.typrelid \
                WHEN et.oid IS NOT NULL THEN 'type:' || et.oid \
-               WHEN t.typtype = 'm' THEN 'type:' || (SELECT rngtypid FROM pg_range WHERE rngmultitypid = t.oid) \
+               WHEN t.typtype = 'm' THEN 'type:' || mr.rngtypid \
                ELSE 'type:' || t.oid END \
-               FROM pg_type t LEFT JOIN pg_class rc ON rc.oid = t.typrelid \
-               LEFT JOIN pg_type et ON et.typarray = t.oid LEFT JOIN pg_class erc ON erc.oid = et.typrelid \
-               WHERE t.oid = {oid}) \
+         FROM pg_type t LEFT JOIN pg_class rc ON rc.oid = t.typrelid \
+         LEFT JOIN pg_type et ON et.typarray = t.oid LEFT JOIN pg_class erc ON erc.oid = et.typrelid \
+         LEFT JOIN pg_range mr ON mr.rngmultitypid = t.oid \
+         WHERE t.oid >= 16384 \
+       UNION ALL \
+       SELECT 'pg_rewrite'::regclass::oid, r.oid, CASE WHEN r.rulename = '_RETURN' THEN 'rel:' || r.ev_class END \
+         FROM pg_rewrite r WHERE r.oid >= 16384 \
+       UNION ALL \
+       SELECT 'pg_attrdef'::regclass::oid, ad.oid, CASE WHEN a.attgenerated <> '' THEN 'rel:' || ad.adrelid END \
+         FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+         WHERE ad.oid >= 16384 \
+       UNION ALL \
+       SELECT 'pg_constraint'::regclass::oid, co.oid, CASE WHEN co.contype IN ('f', 'p', 'u', 'x') THEN NULL \
+               WHEN co.conrelid <> 0 THEN 'rel:' || co.conrelid ELSE 'type:' || co.contypid END \
+         FROM pg_constraint co WHERE co.oid >= 16384)"
+}
+
+/// The key of an object of a kind keyed by its own OID, as SQL (NULL for
+/// the kinds of [`nodes_cte`]).
+fn simple_key(cls: &str, oid: &str) -> String {
+    format!(
+        "CASE {cls} \
           WHEN 'pg_proc'::regclass THEN 'proc:' || {oid} \
           WHEN 'pg_namespace'::regclass THEN 'nsp:' || {oid} \
           WHEN 'pg_collation'::regclass THEN 'coll:' || {oid} \
@@ -507,16 +531,14 @@ pub(crate) fn node_key(cls: &str, oid: &str) -> String {
           WHEN 'pg_ts_config'::regclass THEN 'tscfg:' || {oid} \
           WHEN 'pg_ts_dict'::regclass THEN 'tsdict:' || {oid} \
           WHEN 'pg_cast'::regclass THEN 'cast:' || {oid} \
-          WHEN 'pg_rewrite'::regclass THEN (SELECT CASE WHEN r.rulename = '_RETURN' THEN 'rel:' || r.ev_class END \
-               FROM pg_rewrite r WHERE r.oid = {oid}) \
-          WHEN 'pg_attrdef'::regclass THEN (SELECT CASE WHEN a.attgenerated <> '' THEN 'rel:' || ad.adrelid END \
-               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
-               WHERE ad.oid = {oid}) \
-          WHEN 'pg_constraint'::regclass THEN (SELECT CASE WHEN co.contype IN ('f', 'p', 'u', 'x') THEN NULL \
-               WHEN co.conrelid <> 0 THEN 'rel:' || co.conrelid ELSE 'type:' || co.contypid END \
-               FROM pg_constraint co WHERE co.oid = {oid}) \
          END"
     )
+}
+
+/// The node key of the object (`cls`, `oid`), given the alias `n` of its
+/// row of [`nodes_cte`] (LEFT JOINed on cls and oid).
+pub(crate) fn node_key(cls: &str, oid: &str, n: &str) -> String {
+    format!("coalesce({}, {n}.k)", simple_key(cls, oid))
 }
 
 /// Dependencies between objects of the source database that matter for the
@@ -525,8 +547,11 @@ pub(crate) fn node_key(cls: &str, oid: &str) -> String {
 /// they are created after every object exists.
 pub fn edges_sql() -> String {
     format!(
-        "SELECT s.f, s.t FROM ( \
+        "WITH {nodes} \
+         SELECT s.f, s.t FROM ( \
            SELECT DISTINCT {from} AS f, {to} AS t FROM pg_depend d \
+           LEFT JOIN nodes nf ON nf.cls = d.classid AND nf.oid = d.objid \
+           LEFT JOIN nodes nt ON nt.cls = d.refclassid AND nt.oid = d.refobjid \
            WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384 \
              AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, \
                  'pg_proc'::regclass, 'pg_rewrite'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass, \
@@ -536,8 +561,9 @@ pub fn edges_sql() -> String {
            SELECT 'rel:' || i.inhrelid, 'rel:' || i.inhparent FROM pg_inherits i \
              JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relkind IN ('r', 'p') \
          ) s WHERE s.f IS NOT NULL AND s.t IS NOT NULL AND s.f <> s.t",
-        from = node_key("d.classid", "d.objid"),
-        to = node_key("d.refclassid", "d.refobjid"),
+        nodes = nodes_cte(),
+        from = node_key("d.classid", "d.objid", "nf"),
+        to = node_key("d.refclassid", "d.refobjid", "nt"),
     )
 }
 
@@ -545,13 +571,16 @@ pub fn edges_sql() -> String {
 /// that a dependency on one becomes a dependency on its extension.
 pub fn extension_members_sql() -> String {
     format!(
-        "SELECT s.k, 'ext:' || s.x FROM ( \
+        "WITH {nodes} \
+         SELECT s.k, 'ext:' || s.x FROM ( \
            SELECT DISTINCT {key} AS k, e.refobjid AS x FROM pg_depend e \
+           LEFT JOIN nodes n ON n.cls = e.classid AND n.oid = e.objid \
            WHERE e.deptype = 'e' AND e.refclassid = 'pg_extension'::regclass AND e.objid >= 16384 \
              AND e.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_collation'::regclass, \
                                'pg_operator'::regclass, 'pg_ts_config'::regclass, 'pg_ts_dict'::regclass) \
          ) s WHERE s.k IS NOT NULL",
-        key = node_key("e.classid", "e.objid"),
+        nodes = nodes_cte(),
+        key = node_key("e.classid", "e.objid", "n"),
     )
 }
 

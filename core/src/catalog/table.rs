@@ -225,12 +225,15 @@ pub fn sequences_sql() -> String {
 /// its table waits for the end of the clone.
 pub fn default_deps_sql() -> String {
     format!(
-        "SELECT ad.adrelid::int8, array_agg(DISTINCT {key}) FILTER (WHERE {key} IS NOT NULL) \
+        "WITH {nodes} \
+         SELECT ad.adrelid::int8, array_agg(DISTINCT {key}) FILTER (WHERE {key} IS NOT NULL) \
          FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
          JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid \
+         LEFT JOIN nodes n ON n.cls = d.refclassid AND n.oid = d.refobjid \
          WHERE ad.adrelid = ANY($1) AND a.attgenerated = '' AND d.refobjid >= 16384 \
          GROUP BY ad.adrelid",
-        key = super::objects::node_key("d.refclassid", "d.refobjid")
+        nodes = super::objects::nodes_cte(),
+        key = super::objects::node_key("d.refclassid", "d.refobjid", "n")
     )
 }
 
