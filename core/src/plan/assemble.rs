@@ -14,6 +14,13 @@ use crate::options::Options;
 use crate::sqltext::{qualified, quote_ident};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Tables from this size on are analyzed as soon as they are loaded, in
+/// their unit. Smaller ones are left to autovacuum, which analyzes a table
+/// once 50 rows have changed: the planner estimates a table of a few pages
+/// well from its size alone, and ANALYZE of a tiny table costs about as much
+/// as loading it (13 % of the load of 2000 tables of 500 rows).
+pub const ANALYZE_FROM_BYTES: i64 = 1 << 20;
+
 /// What kind of clone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum What {
@@ -434,7 +441,10 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
             partitioned: t.relkind == "p",
             child: ask.what != What::Table && (t.is_partition || t.inherits),
             bytes: t.bytes,
-            analyze: copy.as_ref().map(|_| format!("ANALYZE {}", script.target)),
+            analyze: copy
+                .as_ref()
+                .filter(|_| t.bytes >= ANALYZE_FROM_BYTES)
+                .map(|_| format!("ANALYZE {}", script.target)),
             copy,
             split,
             owner: script.owner.clone(),
@@ -850,6 +860,7 @@ mod unit {
         let mut t = table("s", "t");
         t.oid = 10;
         t.columns = vec![column(1, "id", "integer")];
+        t.bytes = ANALYZE_FROM_BYTES;
         let mut inv = Inventory::default();
         inv.schemas.push(SchemaObj {
             oid: 1,
@@ -881,6 +892,33 @@ mod unit {
             ("rel:20".into(), "rel:10".into()),
         ];
         inv
+    }
+
+    /// A table of a few pages is not analyzed by the clone; one from
+    /// ANALYZE_FROM_BYTES on is.
+    #[test]
+    fn only_tables_big_enough_are_analyzed() {
+        let opts = Options::default();
+        let ask = Ask {
+            what: What::Schema,
+            include_data: true,
+            options: &opts,
+            same_major: true,
+            target_name: None,
+            in_job: true,
+        };
+        let analyzes = |bytes: i64| {
+            let mut inv = inventory();
+            inv.tables[0].bytes = bytes;
+            let a = assemble(&inv, &facts(), &ask).unwrap();
+            a.input
+                .tables
+                .values()
+                .filter(|t| t.analyze.is_some())
+                .count()
+        };
+        assert_eq!(analyzes(ANALYZE_FROM_BYTES - 1), 0);
+        assert_eq!(analyzes(ANALYZE_FROM_BYTES), 1);
     }
 
     #[test]
