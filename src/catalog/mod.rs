@@ -28,14 +28,12 @@ pub fn fetch<T: DeserializeOwned>(
     parse(&row.get::<_, String>(0))
 }
 
-/// A query of (relid, JSON array) rows, by relation.
+/// The rows of a query of (relid, JSON array) rows, by relation.
 fn by_relation<T: DeserializeOwned>(
-    conn: &SourceConn,
-    sql: &str,
-    oids: &[u32],
+    rows: Vec<tokio_postgres::Row>,
 ) -> Result<HashMap<i64, Vec<T>>> {
-    let mut out = HashMap::with_capacity(oids.len());
-    for r in conn.query(sql, &[&oids])? {
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
         let rel: i64 = r.get(0);
         out.insert(rel, parse::<Vec<T>>(&r.get::<_, String>(1))?);
     }
@@ -50,17 +48,40 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
         return Ok(());
     }
     let v = conn.server_version_num;
-    let mut columns = by_relation::<Column>(conn, &table::columns_sql(v), &oids)?;
-    let mut constraints = by_relation::<Constraint>(conn, &table::constraints_sql(), &oids)?;
-    let mut indexes = by_relation::<Index>(conn, &table::indexes_sql(), &oids)?;
-    let mut triggers = by_relation::<Trigger>(conn, &table::triggers_sql(), &oids)?;
-    let mut policies = by_relation::<Policy>(conn, &table::policies_sql(), &oids)?;
-    let mut sequences = by_relation::<OwnedSequence>(conn, &table::sequences_sql(), &oids)?;
+    let sql = [
+        table::columns_sql(v),
+        table::constraints_sql(),
+        table::indexes_sql(),
+        table::triggers_sql(),
+        table::policies_sql(),
+        table::sequences_sql(),
+        table::default_deps_sql(),
+    ];
+    let (mut columns, mut constraints, mut indexes) = Default::default();
+    let (mut triggers, mut policies, mut sequences) = Default::default();
     let mut default_deps: HashMap<i64, Vec<String>> = HashMap::new();
-    for r in conn.query(&table::default_deps_sql(), &[&oids])? {
-        let keys: Option<Vec<String>> = r.get(1);
-        default_deps.insert(r.get(0), keys.unwrap_or_default());
-    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&oids];
+    let queries: Vec<(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)])> =
+        sql.iter().map(|q| (q.as_str(), &params[..])).collect();
+    // One round trip for all of them: the source works on the next kind while
+    // this one's JSON is parsed here.
+    conn.query_pipelined(&queries, |i, rows| {
+        match i {
+            0 => columns = by_relation::<Column>(rows)?,
+            1 => constraints = by_relation::<Constraint>(rows)?,
+            2 => indexes = by_relation::<Index>(rows)?,
+            3 => triggers = by_relation::<Trigger>(rows)?,
+            4 => policies = by_relation::<Policy>(rows)?,
+            5 => sequences = by_relation::<OwnedSequence>(rows)?,
+            _ => {
+                for r in rows {
+                    let keys: Option<Vec<String>> = r.get(1);
+                    default_deps.insert(r.get(0), keys.unwrap_or_default());
+                }
+            }
+        }
+        Ok(())
+    })?;
     // Tables never vacuumed or analyzed say nothing of their size: measure
     // them (a lock each, so only when there are not too many of them).
     let unknown: Vec<u32> = tables
@@ -243,14 +264,14 @@ pub fn inventory(
         .collect();
     let views: Vec<u32> = inv.views.iter().map(|v| v.oid as u32).collect();
     if !matviews.is_empty() {
-        let mut idx = by_relation::<Index>(src, &table::indexes_sql(), &matviews)?;
+        let mut idx = by_relation::<Index>(src.query(&table::indexes_sql(), &[&matviews])?)?;
         inv.matview_indexes = matviews
             .iter()
             .map(|o| (*o as i64, idx.remove(&(*o as i64)).unwrap_or_default()))
             .collect();
     }
     if !views.is_empty() {
-        let mut trg = by_relation::<Trigger>(src, &table::triggers_sql(), &views)?;
+        let mut trg = by_relation::<Trigger>(src.query(&table::triggers_sql(), &[&views])?)?;
         inv.view_triggers = views
             .iter()
             .filter_map(|o| trg.remove(&(*o as i64)).map(|t| (*o as i64, t)))

@@ -589,6 +589,31 @@ impl SourceConn {
             .map_err(|e| self.map(e))
     }
 
+    /// Several queries sent at once: the source runs them back to back while
+    /// `each` handles the rows of the earlier ones here, in order. The
+    /// session counts as busy until the last has been read, so a failure in
+    /// `each` leaves the rest to be cancelled with the session.
+    pub fn query_pipelined(
+        &self,
+        queries: &[(&str, &[&(dyn ToSql + Sync)])],
+        mut each: impl FnMut(usize, Vec<Row>) -> Result<()>,
+    ) -> Result<()> {
+        use futures_util::stream::{FuturesOrdered, StreamExt};
+        self.speak("UTF8")?;
+        let mut pending: FuturesOrdered<_> = queries
+            .iter()
+            .map(|(sql, params)| self.client.query(*sql, params))
+            .collect();
+        self.busy.set(true);
+        let mut i = 0;
+        while let Ok(Some(rows)) = wait_on(&self.rt, pending.next(), None) {
+            each(i, rows.map_err(|e| self.map(e))?)?;
+            i += 1;
+        }
+        self.busy.set(false);
+        Ok(())
+    }
+
     pub fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
         self.speak("UTF8")?;
         self.wait(self.client.query_one(sql, params))
