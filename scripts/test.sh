@@ -33,4 +33,4 @@ trap './scripts/clusters.sh stop >/dev/null 2>&1 || true; rm -rf "$PGCLONE_IT_DI
 set -a
 eval "$(./scripts/clusters.sh env)"
 set +a
-cargo test --features integration --test table_clone --test bad_input --test schema_clone --test dependency_cases --test jobs --test install --test security
+cargo test --features integration --test table_clone --test bad_input --test schema_clone --test dependency_cases --test jobs --test engine --test install --test security
