@@ -15,5 +15,5 @@ RUN cargo pgrx package --pg-config /usr/bin/pg_config --out-dir /pkg
 FROM postgres:15-bookworm
 COPY --from=build /pkg/usr/share/postgresql/15/extension/ /usr/share/postgresql/15/extension/
 COPY --from=build /pkg/usr/lib/postgresql/15/lib/ /usr/lib/postgresql/15/lib/
-# Async jobs (a later release) need the library preloaded; harmless today.
+# Parallel and asynchronous clones (jobs) need the library preloaded.
 CMD ["postgres", "-c", "shared_preload_libraries=pgclone"]
