@@ -16,6 +16,16 @@ echo "== format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --features integration -- -D warnings
 
+# An integration test without required-features = ["integration"] would also
+# run inside `cargo pgrx test`, where no clusters exist, and fail there.
+for t in tests/*.rs; do
+    name=$(basename "$t" .rs)
+    if ! grep -A2 -x "name = \"$name\"" Cargo.toml | grep -q 'required-features = \["integration"\]'; then
+        echo "tests/$name.rs has no [[test]] entry with required-features = [\"integration\"] in Cargo.toml" >&2
+        exit 1
+    fi
+done
+
 echo "== unit tests of the pure crate (no server)"
 cargo test -p pgclone-core
 
