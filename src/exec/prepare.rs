@@ -507,13 +507,12 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
         target_name: spec.target_table.as_deref(),
         in_job,
     };
-    let mut assembled = assemble(&inv, &facts, &ask).map_err(|stuck| {
+    let mut assembled = assemble(inv, &facts, &ask).map_err(|stuck| {
         CloneError::NotSupported(format!(
             "a dependency cycle pgclone cannot break among: {}",
             stuck.join(", ")
         ))
     })?;
-    drop(inv);
     // A table cut by key ranges needs the key's range.
     let set = settings(spec, !in_job);
     let total: i64 = assembled

@@ -100,34 +100,49 @@ pub fn delete_secret(job_id: i32) -> Result<()> {
 
 /// Store the plan, a few hundred units per statement.
 pub fn insert_units(job_id: i32, owner: u32, units: &[Unit]) -> Result<()> {
-    for chunk in units.chunks(500) {
-        let rows: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|u| {
-                serde_json::json!({
-                    "job_id": job_id,
-                    "unit_id": u.id,
-                    "stage": format!("{:?}", u.stage),
-                    "kind": u.kind.as_str(),
-                    "label": u.label,
-                    "deps": u.deps,
-                    "steps": serde_json::to_string(&u.steps).unwrap_or_default(),
-                    "est_bytes": u.est_bytes,
-                    "tables_done": u.tables_done,
-                })
-            })
-            .collect();
+    // A few MB of JSON per statement: the server holds the text, its parse
+    // and the new rows at once, so one statement for a plan of 20 000
+    // tables would cost the coordinator several times the plan's size.
+    const STATEMENT_BYTES: usize = 4 << 20;
+    let flush = |rows: &mut String| -> Result<()> {
+        if rows.len() <= 1 {
+            return Ok(());
+        }
+        rows.push(']');
         run(
             "INSERT INTO pgclone.job_units (job_id, unit_id, stage, kind, label, deps, steps, est_bytes, tables_done, owner_oid) \
              SELECT r.job_id, r.unit_id, r.stage, r.kind, r.label, r.deps, r.steps, r.est_bytes, r.tables_done, $2 \
              FROM pg_catalog.json_populate_recordset(NULL::pgclone.job_units, $1::pg_catalog.json) r",
             &[
-                serde_json::Value::Array(rows).to_string().into(),
+                std::mem::take(rows).into(),
                 pg_sys::Oid::from(owner).into(),
             ],
         )?;
+        rows.push('[');
+        Ok(())
+    };
+    let mut rows = String::from("[");
+    for u in units {
+        let row = serde_json::json!({
+            "job_id": job_id,
+            "unit_id": u.id,
+            "stage": format!("{:?}", u.stage),
+            "kind": u.kind.as_str(),
+            "label": u.label,
+            "deps": u.deps,
+            "steps": serde_json::to_string(&u.steps).unwrap_or_default(),
+            "est_bytes": u.est_bytes,
+            "tables_done": u.tables_done,
+        });
+        if rows.len() > 1 {
+            rows.push(',');
+        }
+        rows.push_str(&row.to_string());
+        if rows.len() >= STATEMENT_BYTES {
+            flush(&mut rows)?;
+        }
     }
-    Ok(())
+    flush(&mut rows)
 }
 
 pub fn insert_undo(job_id: i32, owner: u32, undo: &[String]) -> Result<()> {

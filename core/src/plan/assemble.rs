@@ -4,10 +4,10 @@
 
 use super::units::{CopyStep, ObjectNode, PlanInput, Refresh, SplitBasis, TableNode};
 use super::{order, Node};
-use crate::catalog::{Inventory, TableDef};
+use crate::catalog::Inventory;
 use crate::copy::CopySource;
 use crate::ddl::objects::{self as render, ObjScript, Roles};
-use crate::ddl::table::{render as render_table, RenderCtx, TableScript};
+use crate::ddl::table::{render as render_table, RenderCtx};
 use crate::ddl::undo::Made;
 use crate::ddl::{acl_statements, comment, enable_state};
 use crate::options::Options;
@@ -188,7 +188,9 @@ impl Nodes {
 }
 
 /// Render everything and lay it out for the plan.
-pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, Vec<String>> {
+/// Takes the inventory: each table's definition is dropped as soon as its
+/// node is made, so the two are never both whole in memory.
+pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, Vec<String>> {
     let opts = ask.options;
     let role_exists = |r: &str| facts.roles_there.contains(r);
     let can_own = |r: &str| facts.can_own.contains(r);
@@ -333,39 +335,23 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
     }
 
     // Tables
-    let cloned: HashSet<(String, String)> = inv
-        .tables
+    let made_before = if ask.in_job {
+        made_in_existing_schemas(&inv, &created_schemas, ask, facts)
+    } else {
+        Vec::new()
+    };
+    let table_defs = std::mem::take(&mut inv.tables);
+    let inv = &inv;
+    let cloned: HashSet<(String, String)> = table_defs
         .iter()
         .map(|t| (t.schema.clone(), t.name.clone()))
         .collect();
-    let mut scripts: Vec<(String, &TableDef, TableScript)> = Vec::new();
-    for t in &inv.tables {
-        let standalone = ask.what == What::Table;
-        let target_name = ask.target_name.filter(|_| standalone).unwrap_or(&t.name);
-        let taken = |n: &str| standalone && facts.relations_taken.contains(n);
-        let table_exists = |s: &str, n: &str| {
-            cloned.contains(&(s.to_string(), n.to_string()))
-                || facts.tables_there.contains(&(s.to_string(), n.to_string()))
-        };
-        let ctx = RenderCtx {
-            target_schema: &t.schema,
-            target_name,
-            indexes: opts.indexes,
-            constraints: opts.constraints,
-            triggers: opts.triggers,
-            role_exists: &role_exists,
-            can_own: &can_own,
-            relation_taken: &taken,
-            table_exists: &table_exists,
-            standalone,
-        };
-        let script = render_table(t, &ctx);
+    for t in &table_defs {
         nodes.list.push(Node {
             key: format!("rel:{}", t.oid),
             rank: 7,
             name: t.name.clone(),
         });
-        scripts.push((format!("rel:{}", t.oid), t, script));
     }
 
     let resolve = |k: &str| inv.aliases.get(k).cloned().unwrap_or_else(|| k.to_string());
@@ -387,19 +373,51 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
         }
     }
 
-    let mut tables: HashMap<String, TableNode> = HashMap::new();
-    let key_of: HashMap<(String, String), String> = inv
-        .tables
+    // Each table's script goes straight into its node (moved, not copied):
+    // at 20 000 tables the scripts are most of the plan's memory.
+    let mut tables: HashMap<String, TableNode> = HashMap::with_capacity(inv.tables.len());
+    let key_of: HashMap<(String, String), String> = table_defs
         .iter()
         .map(|t| ((t.schema.clone(), t.name.clone()), format!("rel:{}", t.oid)))
         .collect();
-    for (key, t, script) in &scripts {
+    let mut table_counts = TableCounts {
+        tables: table_defs.len(),
+        ..TableCounts::default()
+    };
+    let mut missing: Vec<String> = Vec::new();
+    for t in table_defs {
+        let t = &t;
+        let key = format!("rel:{}", t.oid);
+        let standalone = ask.what == What::Table;
+        let target_name = ask.target_name.filter(|_| standalone).unwrap_or(&t.name);
+        let taken = |n: &str| standalone && facts.relations_taken.contains(n);
+        let table_exists = |s: &str, n: &str| {
+            cloned.contains(&(s.to_string(), n.to_string()))
+                || facts.tables_there.contains(&(s.to_string(), n.to_string()))
+        };
+        let ctx = RenderCtx {
+            target_schema: &t.schema,
+            target_name,
+            indexes: opts.indexes,
+            constraints: opts.constraints,
+            triggers: opts.triggers,
+            role_exists: &role_exists,
+            can_own: &can_own,
+            relation_taken: &taken,
+            table_exists: &table_exists,
+            standalone,
+        };
+        let script = render_table(t, &ctx);
+        table_counts.sequences += script.counts.sequences;
+        table_counts.indexes += script.counts.indexes;
+        out.notices.extend(script.notices);
+        missing.extend(script.missing_roles);
         let me = position.get(key.as_str()).copied().unwrap_or(0);
         let defaults_late = t
             .default_deps
             .iter()
             .map(|d| resolve(d))
-            .any(|d| d != *key && position.get(d.as_str()).is_some_and(|p| *p > me));
+            .any(|d| d != key && position.get(d.as_str()).is_some_and(|p| *p > me));
         let full = format!("{}.{}", t.schema, t.name);
         let copy = (ask.include_data
             && t.relkind == "r"
@@ -407,7 +425,7 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
         .then(|| CopySource {
             schema: t.schema.clone(),
             table: t.name.clone(),
-            columns: script.copy_columns.clone(),
+            columns: script.copy_columns,
             filter: opts.where_.clone().filter(|_| ask.what == What::Table),
             binary: ask.same_major && t.binary_copy_ok(),
             part: None,
@@ -447,19 +465,19 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
                 .map(|_| format!("ANALYZE {}", script.target)),
             copy,
             split,
-            owner: script.owner.clone(),
-            create: script.pre_data.clone(),
-            grants: script.grants.clone(),
-            defaults: script.defaults.clone(),
+            owner: script.owner,
+            create: script.pre_data,
+            grants: script.grants,
+            defaults: script.defaults,
             defaults_late,
-            keys: script.keys.clone(),
-            key_builds: script.key_builds.clone(),
-            attach: script.attach.clone(),
-            fks: script.fks.clone(),
+            keys: script.keys,
+            key_builds: script.key_builds,
+            attach: script.attach,
+            fks: script.fks,
             fk_tables,
-            rest: script.rest.clone(),
+            rest: script.rest,
         };
-        tables.insert(key.clone(), node);
+        tables.insert(key, node);
     }
 
     // Materialized views: refreshed once the tables are in, indexed after.
@@ -480,12 +498,14 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
     };
     let mut refreshes = Vec::new();
     let mut last: Vec<(String, Vec<String>)> = Vec::new();
+    let matviews: HashMap<String, &crate::catalog::objects::ViewObj> = inv
+        .views
+        .iter()
+        .filter(|v| v.kind == "m")
+        .map(|v| (format!("rel:{}", v.oid), v))
+        .collect();
     for key in &ordered {
-        let Some(v) = inv
-            .views
-            .iter()
-            .find(|v| v.kind == "m" && format!("rel:{}", v.oid) == *key)
-        else {
+        let Some(v) = matviews.get(key) else {
             continue;
         };
         let idx = mv_indexes
@@ -510,7 +530,6 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
     }
 
     // What comes last, in the order the old post-data ran it.
-    let mut missing: Vec<String> = Vec::new();
     if opts.triggers || ask.what != What::Functions {
         for r in &inv.rules {
             last.push((format!("rule {} on {}", r.name, r.table), render::rule(r)));
@@ -616,10 +635,6 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
     }
     last.retain(|(_, sql)| !sql.is_empty());
 
-    for (_, _, s) in &scripts {
-        out.notices.extend(s.notices.iter().cloned());
-        missing.extend(s.missing_roles.iter().cloned());
-    }
     if !inv.not_cloned.is_empty() {
         out.notices.push(format!(
             "not cloned (pgclone does not create these kinds yet): {}",
@@ -635,10 +650,7 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
         ));
     }
 
-    if ask.in_job {
-        out.made
-            .extend(made_in_existing_schemas(inv, &created_schemas, ask, facts));
-    }
+    out.made.extend(made_before);
     let ext_data: Vec<CopyStep> = if ask.include_data {
         inv.extension_columns
             .iter()
@@ -680,7 +692,7 @@ pub fn assemble(inv: &Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, 
     } else {
         Vec::new()
     };
-    out.counts = counts(inv, &scripts);
+    out.counts = counts(inv, &table_counts);
     out.input = PlanInput {
         order: ordered,
         deps,
@@ -711,27 +723,25 @@ pub fn before_event_triggers(last: &mut Vec<(String, Vec<String>)>, about: &str,
     last.insert(at, (about.to_string(), sql));
 }
 
-fn counts(inv: &Inventory, scripts: &[(String, &TableDef, TableScript)]) -> Counts {
+/// What the tables' scripts hold besides the tables themselves.
+#[derive(Default)]
+struct TableCounts {
+    tables: usize,
+    sequences: usize,
+    indexes: usize,
+}
+
+fn counts(inv: &Inventory, t: &TableCounts) -> Counts {
     let mut c: BTreeMap<&'static str, usize> = BTreeMap::new();
     c.insert("schemas", inv.schemas.len());
-    c.insert("tables", inv.tables.len());
+    c.insert("tables", t.tables);
     c.insert("views", inv.views.len());
     c.insert("routines", inv.procs.len());
     c.insert("types", inv.types.len());
-    c.insert(
-        "sequences",
-        inv.sequences.len()
-            + scripts
-                .iter()
-                .map(|(_, _, s)| s.counts.sequences)
-                .sum::<usize>(),
-    );
+    c.insert("sequences", inv.sequences.len() + t.sequences);
     c.insert(
         "indexes",
-        scripts
-            .iter()
-            .map(|(_, _, s)| s.counts.indexes)
-            .sum::<usize>()
+        t.indexes
             + inv
                 .matview_indexes
                 .iter()
@@ -910,7 +920,7 @@ mod unit {
         let analyzes = |bytes: i64| {
             let mut inv = inventory();
             inv.tables[0].bytes = bytes;
-            let a = assemble(&inv, &facts(), &ask).unwrap();
+            let a = assemble(inv.clone(), &facts(), &ask).unwrap();
             a.input
                 .tables
                 .values()
@@ -933,7 +943,7 @@ mod unit {
             target_name: None,
             in_job: true,
         };
-        let a = assemble(&inv, &facts(), &ask).unwrap();
+        let a = assemble(inv.clone(), &facts(), &ask).unwrap();
         assert_eq!(a.input.order, ["nsp:1", "rel:10", "rel:20"]);
         assert_eq!(a.made, vec![Made::Schema("s".into())]);
         let p = build(&a.input, &Settings::default());
@@ -973,7 +983,7 @@ mod unit {
             target_name: None,
             in_job: false,
         };
-        let a = assemble(&inv, &facts(), &ask).unwrap();
+        let a = assemble(inv.clone(), &facts(), &ask).unwrap();
         assert_eq!(a.made, vec![Made::Schema("s".into())]);
         let p = build(&a.input, &Settings::default());
         assert!(p.units.iter().all(|u| u.kind != UnitKind::Refresh));
@@ -996,7 +1006,7 @@ mod unit {
             target_name: None,
             in_job: false,
         };
-        let e = assemble(&inv, &facts(), &ask).unwrap_err();
+        let e = assemble(inv.clone(), &facts(), &ask).unwrap_err();
         assert!(e.contains(&"s".to_string()), "{e:?}");
     }
 
@@ -1041,13 +1051,13 @@ mod unit {
         };
         let mut f = facts();
         f.schemas_there.insert("s".into());
-        let made = assemble(&inv, &f, &ask).unwrap().made;
+        let made = assemble(inv.clone(), &f, &ask).unwrap().made;
         assert!(made
             .iter()
             .any(|m| matches!(m, Made::Routine { name, .. } if name == "f")));
         f.routines_there
             .insert(("s".into(), "f".into(), "integer".into()));
-        let made = assemble(&inv, &f, &ask).unwrap().made;
+        let made = assemble(inv.clone(), &f, &ask).unwrap().made;
         assert!(
             !made.iter().any(|m| matches!(m, Made::Routine { .. })),
             "{made:?}"
