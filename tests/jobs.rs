@@ -281,6 +281,16 @@ fn async_job_completes_with_progress_and_summary() {
             .any(|u| u["label"] == "app.big" && u["kind"] == "index" && u["ms"].is_i64()),
         "{p}"
     );
+    // Its primary key is built as a unique index beside its other index,
+    // then made the key: the catalog read the key's index definition for
+    // this large table (and only for large ones).
+    let pk_apart: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM pgclone.job_units WHERE job_id = $1 AND label = 'app.big' \
+         AND kind = 'index' AND steps LIKE '%CREATE UNIQUE INDEX %big_pkey%'",
+        &[&job],
+    );
+    assert_eq!(pk_apart, 1, "{p}");
     assert!(p["summary"].as_str().unwrap().contains("2 workers"), "{p}");
     assert_no_password(&env, &mut c, job);
     // Materialized views were refreshed by the workers, in dependency order.

@@ -9,6 +9,7 @@ use crate::conn::SourceConn;
 use objects as q;
 use pgclone_core::error::{CloneError, Result};
 use pgclone_core::plan::assemble::{matches_any, What};
+use pgclone_core::plan::units::SMALL_TABLE_BYTES;
 use pgclone_core::sqltext::qualified;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -60,9 +61,25 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
     let (mut columns, mut constraints, mut indexes) = Default::default();
     let (mut triggers, mut policies, mut sequences) = Default::default();
     let mut default_deps: HashMap<i64, Vec<String>> = HashMap::new();
+    // Tables whose keys may be built apart from their rows (see the plan):
+    // only theirs need the keys' index definitions.
+    let large: Vec<u32> = tables
+        .iter()
+        .filter(|t| t.bytes > SMALL_TABLE_BYTES || t.size_unknown)
+        .map(|t| t.oid)
+        .collect();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&oids];
-    let queries: Vec<(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)])> =
-        sql.iter().map(|q| (q.as_str(), &params[..])).collect();
+    let with_large: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&oids, &large];
+    let queries: Vec<(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)])> = sql
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            (
+                q.as_str(),
+                if i == 1 { &with_large[..] } else { &params[..] },
+            )
+        })
+        .collect();
     // One round trip for all of them: the source works on the next kind while
     // this one's JSON is parsed here.
     conn.query_pipelined(&queries, |i, rows| {

@@ -10,6 +10,24 @@ pub(crate) fn acl_json(col: &str) -> String {
     )
 }
 
+/// The comment on an object, read by an index scan of pg_description. The
+/// built-in obj_description() and col_description() are SQL functions run
+/// once per row: at 100 000 columns or constraints they cost the catalog
+/// phase a good part of a second each.
+pub(crate) fn description(objoid: &str, catalog: &str) -> String {
+    column_description(objoid, catalog, "0")
+}
+
+/// The comment on a column (`objsubid` = its number), or on an object when
+/// `subid` is 0.
+pub(crate) fn column_description(objoid: &str, catalog: &str, subid: &str) -> String {
+    format!(
+        "(SELECT ds.description FROM pg_catalog.pg_description ds \
+          WHERE ds.objoid = {objoid} AND ds.classoid = 'pg_catalog.{catalog}'::pg_catalog.regclass \
+            AND ds.objsubid = {subid})"
+    )
+}
+
 /// The columns (besides plain key columns) that an object reads, from pg_depend.
 fn depends_on_columns(classid: &str, objid: &str, relid: &str) -> String {
     format!(
@@ -44,7 +62,7 @@ pub fn tables_sql(by_name: bool) -> String {
             'cluster_index', (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
                                  WHERE i.indrelid = c.oid AND i.indisclustered), \
             'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
-            'comment', obj_description(c.oid, 'pg_class'), 'is_partition', c.relispartition, \
+            'comment', {comment}, 'is_partition', c.relispartition, \
             'inherits', EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid), \
             'tablespace', ts.spcname, \
             'bytes', (c.relpages::int8 + coalesce(tc.relpages, 0)) * current_setting('block_size')::int8, \
@@ -71,7 +89,8 @@ pub fn tables_sql(by_name: bool) -> String {
          LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
          WHERE {filter} \
          ORDER BY n.nspname, c.relname",
-        acl = acl_json("c.relacl")
+        acl = acl_json("c.relacl"),
+        comment = description("c.oid", "pg_class"),
     )
 }
 
@@ -108,7 +127,7 @@ pub fn columns_sql(version: i32) -> String {
             'storage', CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END, \
             'stattarget', CASE WHEN coalesce(a.attstattarget::int, -1) >= 0 THEN a.attstattarget::int END, \
             'options', a.attoptions, 'compression', {compression}, \
-            'comment', col_description(a.attrelid, a.attnum), 'acl', {acl}, \
+            'comment', {comment}, 'acl', {acl}, \
             'binary_ok', {binary_ok}, \
             'deps', CASE WHEN d.oid IS NOT NULL THEN ARRAY({deps}) END, \
             'is_local', a.attislocal \
@@ -121,18 +140,25 @@ pub fn columns_sql(version: i32) -> String {
          GROUP BY a.attrelid",
         acl = acl_json("a.attacl"),
         deps = depends_on_columns("pg_attrdef", "d.oid", "a.attrelid"),
+        comment = column_description("a.attrelid", "pg_class", "a.attnum"),
     )
 }
 
+/// The constraints of the tables in $1. A key's index definition (to build
+/// it as an index of its own, beside the table's others) is read only for
+/// the tables in $2: pg_get_indexdef() costs tens of microseconds a call,
+/// seconds at 100 000 small tables that never need it.
 pub fn constraints_sql() -> String {
-    "SELECT con.conrelid::int8, json_agg(json_build_object(\
+    format!(
+        "SELECT con.conrelid::int8, json_agg(json_build_object(\
         'name', con.conname, 'kind', con.contype::text, 'def', pg_get_constraintdef(con.oid), \
-        'validated', con.convalidated, 'columns', coalesce(con.conkey, '{}'), \
+        'validated', con.convalidated, 'columns', coalesce(con.conkey, '{{}}'), \
         'ref_schema', rn.nspname, 'ref_table', rc.relname, \
         'self_ref', con.contype = 'f' AND con.confrelid = con.conrelid, \
-        'comment', obj_description(con.oid, 'pg_constraint'), \
-        'index_comment', CASE WHEN con.contype IN ('p','u','x') THEN obj_description(con.conindid, 'pg_class') END, \
-        'index_def', CASE WHEN con.contype IN ('p','u') THEN pg_get_indexdef(con.conindid) END, \
+        'comment', {comment}, \
+        'index_comment', CASE WHEN con.contype IN ('p','u','x') THEN {index_comment} END, \
+        'index_def', CASE WHEN con.contype IN ('p','u') AND con.conrelid = ANY($2) \
+            THEN pg_get_indexdef(con.conindid) END, \
         'deferrable', con.condeferrable, 'deferred', con.condeferred, \
         'is_local', con.conislocal, \
         'parent_index', (SELECT quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) \
@@ -144,8 +170,10 @@ pub fn constraints_sql() -> String {
      LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
      WHERE con.conrelid = ANY($1) AND con.contype IN ('p','u','c','f','x') \
        AND (con.conparentid = 0 OR con.contype IN ('p','u','x')) \
-     GROUP BY con.conrelid"
-        .to_string()
+     GROUP BY con.conrelid",
+        comment = description("con.oid", "pg_constraint"),
+        index_comment = description("con.conindid", "pg_class"),
+    )
 }
 
 pub fn indexes_sql() -> String {
@@ -153,7 +181,7 @@ pub fn indexes_sql() -> String {
         "SELECT i.indrelid::int8, json_agg(json_build_object(\
             'name', ic.relname, 'def', pg_get_indexdef(i.indexrelid), \
             'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
-            'comment', obj_description(i.indexrelid, 'pg_class'), \
+            'comment', {comment}, \
             'stats', (SELECT json_agg(json_build_array(ia.attnum, ia.attstattarget::int) ORDER BY ia.attnum) \
                       FROM pg_attribute ia WHERE ia.attrelid = i.indexrelid \
                         AND coalesce(ia.attstattarget::int, -1) >= 0), \
@@ -166,7 +194,8 @@ pub fn indexes_sql() -> String {
            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = i.indrelid \
                            AND c.conindid = i.indexrelid AND c.contype IN ('p','u','x')) \
          GROUP BY i.indrelid",
-        deps = depends_on_columns("pg_class", "i.indexrelid", "i.indrelid")
+        deps = depends_on_columns("pg_class", "i.indexrelid", "i.indrelid"),
+        comment = description("i.indexrelid", "pg_class"),
     )
 }
 
@@ -175,11 +204,12 @@ pub fn triggers_sql() -> String {
         "SELECT t.tgrelid::int8, json_agg(json_build_object(\
             'name', t.tgname, 'def', pg_get_triggerdef(t.oid), 'enabled', t.tgenabled::text, \
             'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(t.tgattr::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
-            'comment', obj_description(t.oid, 'pg_trigger') \
+            'comment', {comment} \
          ) ORDER BY t.tgname)::text \
          FROM pg_trigger t WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
          GROUP BY t.tgrelid",
-        deps = depends_on_columns("pg_trigger", "t.oid", "t.tgrelid")
+        deps = depends_on_columns("pg_trigger", "t.oid", "t.tgrelid"),
+        comment = description("t.oid", "pg_trigger"),
     )
 }
 
@@ -191,11 +221,12 @@ pub fn policies_sql() -> String {
                 (SELECT json_agg(pg_get_userbyid(r.role) ORDER BY r.ord) \
                  FROM unnest(p.polroles) WITH ORDINALITY AS r(role, ord)) END, \
             'using', pg_get_expr(p.polqual, p.polrelid), 'check', pg_get_expr(p.polwithcheck, p.polrelid), \
-            'comment', obj_description(p.oid, 'pg_policy'), \
+            'comment', {comment}, \
             'columns', ARRAY(SELECT DISTINCT k FROM ({deps}) s(k)) \
          ) ORDER BY p.polname)::text \
          FROM pg_policy p WHERE p.polrelid = ANY($1) GROUP BY p.polrelid",
-        deps = depends_on_columns("pg_policy", "p.oid", "p.polrelid")
+        deps = depends_on_columns("pg_policy", "p.oid", "p.polrelid"),
+        comment = description("p.oid", "pg_policy"),
     )
 }
 
@@ -206,7 +237,7 @@ pub fn sequences_sql() -> String {
             'type_sql', format_type(s.seqtypid, NULL), 'start', s.seqstart, 'increment', s.seqincrement, \
             'min', s.seqmin, 'max', s.seqmax, 'cache', s.seqcache, 'cycle', s.seqcycle, \
             'owner', pg_get_userbyid(c.relowner), 'acl', {acl}, 'acl_null', c.relacl IS NULL, \
-            'comment', obj_description(c.oid, 'pg_class'), \
+            'comment', {comment}, \
             'literal', quote_literal(quote_ident(n.nspname) || '.' || quote_ident(c.relname)), \
             'persistence', c.relpersistence::text \
          ) ORDER BY c.relname)::text \
@@ -216,7 +247,8 @@ pub fn sequences_sql() -> String {
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
            AND d.refobjid = ANY($1) AND d.deptype IN ('a','i') \
          GROUP BY d.refobjid",
-        acl = acl_json("c.relacl")
+        acl = acl_json("c.relacl"),
+        comment = description("c.oid", "pg_class"),
     )
 }
 

@@ -272,13 +272,17 @@ pub struct Settings {
     pub batch_statements: usize,
 }
 
+/// Tables up to this size are loaded several to a unit, their keys built
+/// with their rows; larger ones build each index in a unit of its own.
+pub const SMALL_TABLE_BYTES: i64 = 16 << 20;
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             workers: 1,
             one_transaction: false,
             split_larger_than: None,
-            small_table: 16 << 20,
+            small_table: SMALL_TABLE_BYTES,
             batch_tables: 32,
             batch_bytes: 64 << 20,
             batch_statements: 500,
