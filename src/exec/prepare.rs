@@ -31,6 +31,18 @@ pub struct Prepared {
     pub skipped: Option<String>,
 }
 
+/// The catalog's rows and the inventory are freed by now, but the C
+/// allocator keeps their pages: at 20 000 tables some 40 MB that a job's
+/// coordinator would hold through the whole clone. Hand them back.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it is safe to
+    // call at any time from the thread that owns the heap.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Is the source on the target's major version? Binary COPY needs it.
 pub fn same_major(src: &SourceConn) -> bool {
     src.server_version_num / 10000 == target::server_version_num() / 10000
@@ -559,7 +571,8 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
         "what the clone replaced",
         std::mem::take(&mut on_success),
     );
-    let plan = build(&assembled.input, &set);
+    let plan = build(std::mem::take(&mut assembled.input), &set);
+    give_back_freed_memory();
     notices.extend(std::mem::take(&mut assembled.notices));
     made.extend(assembled.made);
     Ok(Prepared {

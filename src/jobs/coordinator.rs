@@ -211,16 +211,18 @@ fn run(
         // unchecked (session_settings); a GUC level here would outlive the
         // transaction.
         let (w, n) = txn(|| {
-            let p = exec::prepare::prepare(&src, spec, true)?;
+            let mut p = exec::prepare::prepare(&src, spec, true)?;
             if let Some(skip) = &p.skipped {
                 return Err(CloneError::JobState(skip.clone()));
             }
-            state::insert_units(job_id, role, &p.plan.units)?;
+            {
+                let mut g = SLOTS.exclusive();
+                let s = &mut g.s[idx];
+                s.tables_total = p.plan.tables_total;
+                s.bytes_total = p.plan.bytes_total;
+            }
+            state::insert_units(job_id, role, std::mem::take(&mut p.plan.units))?;
             state::insert_undo(job_id, role, &p.undo)?;
-            let mut g = SLOTS.exclusive();
-            let s = &mut g.s[idx];
-            s.tables_total = p.plan.tables_total;
-            s.bytes_total = p.plan.bytes_total;
             Ok((p.what, p.notices))
         })?;
         what = w;

@@ -98,12 +98,14 @@ pub fn delete_secret(job_id: i32) -> Result<()> {
     )
 }
 
-/// Store the plan, a few hundred units per statement.
-pub fn insert_units(job_id: i32, owner: u32, units: &[Unit]) -> Result<()> {
-    // A few MB of JSON per statement: the server holds the text, its parse
-    // and the new rows at once, so one statement for a plan of 20 000
-    // tables would cost the coordinator several times the plan's size.
-    const STATEMENT_BYTES: usize = 4 << 20;
+/// Store the plan, about a megabyte of it per statement. Takes the units:
+/// each is dropped once written out, so the plan and its JSON are never
+/// both whole in memory.
+pub fn insert_units(job_id: i32, owner: u32, units: Vec<Unit>) -> Result<()> {
+    // The server holds a statement's text, its parse and its new rows at
+    // once: one statement for a plan of 20 000 tables would cost the
+    // coordinator several times the plan's size.
+    const STATEMENT_BYTES: usize = 1 << 20;
     let flush = |rows: &mut String| -> Result<()> {
         if rows.len() <= 1 {
             return Ok(());
@@ -134,6 +136,7 @@ pub fn insert_units(job_id: i32, owner: u32, units: &[Unit]) -> Result<()> {
             "est_bytes": u.est_bytes,
             "tables_done": u.tables_done,
         });
+        drop(u);
         if rows.len() > 1 {
             rows.push(',');
         }

@@ -946,7 +946,7 @@ mod unit {
         let a = assemble(inv.clone(), &facts(), &ask).unwrap();
         assert_eq!(a.input.order, ["nsp:1", "rel:10", "rel:20"]);
         assert_eq!(a.made, vec![Made::Schema("s".into())]);
-        let p = build(&a.input, &Settings::default());
+        let p = build(a.input.clone(), &Settings::default());
         let kinds: Vec<UnitKind> = p.units.iter().map(|u| u.kind).collect();
         assert_eq!(
             kinds,
@@ -985,7 +985,7 @@ mod unit {
         };
         let a = assemble(inv.clone(), &facts(), &ask).unwrap();
         assert_eq!(a.made, vec![Made::Schema("s".into())]);
-        let p = build(&a.input, &Settings::default());
+        let p = build(a.input.clone(), &Settings::default());
         assert!(p.units.iter().all(|u| u.kind != UnitKind::Refresh));
         assert!(p
             .units

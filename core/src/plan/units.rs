@@ -167,6 +167,22 @@ impl Unit {
         }
     }
 
+    /// Like `sql`, but moves the statements in: a table's scripts are most
+    /// of a large plan's memory, and the plan is their last owner.
+    fn put(&mut self, about: &str, sql: &mut Vec<String>) {
+        if sql.is_empty() {
+            return;
+        }
+        let sql = std::mem::take(sql);
+        match self.steps.last_mut() {
+            Some(Step::Sql { about: a, sql: s }) if a == about => s.extend(sql),
+            _ => self.steps.push(Step::Sql {
+                about: about.to_string(),
+                sql,
+            }),
+        }
+    }
+
     fn depend(&mut self, on: impl IntoIterator<Item = u32>) {
         for d in on {
             if d != self.id && !self.deps.contains(&d) {
@@ -375,6 +391,8 @@ pub fn cut(split: &SplitBasis, n: i64) -> Vec<Part> {
 }
 
 struct Builder<'a> {
+    /// The input without its tables, which `build` holds apart so that
+    /// their statements can move into the units.
     input: &'a PlanInput,
     settings: &'a Settings,
     units: Vec<Unit>,
@@ -441,7 +459,7 @@ impl Builder<'_> {
         i
     }
 
-    fn object(&mut self, n: &ObjectNode) {
+    fn object(&mut self, mut n: ObjectNode) {
         let deps = self.dep_units(&n.key);
         let room = self
             .open_ddl
@@ -449,8 +467,8 @@ impl Builder<'_> {
         let i = self.unit_for(UnitKind::Ddl, &deps, room);
         let u = &mut self.units[i];
         u.depend(deps);
-        u.sql(&n.about, &n.create);
-        u.sql(&n.about, &n.grants);
+        u.put(&n.about, &mut n.create);
+        u.put(&n.about, &mut n.grants);
         self.made_in.insert(n.key.clone(), u.id);
     }
 
@@ -486,8 +504,11 @@ impl Builder<'_> {
     }
 
     /// Where a table is created: in its data unit, or (a child of another
-    /// table, or one whose rows come in parts) in a DDL unit first.
-    fn table(&mut self, t: &TableNode) {
+    /// table, or one whose rows come in parts) in a DDL unit first. The
+    /// statements it places are moved out of `t`; what later stages need
+    /// (a partitioned table's keys, attach, foreign keys, late defaults)
+    /// stays.
+    fn table(&mut self, t: &mut TableNode) {
         let deps = self.dep_units(&t.key);
         let about = format!("table {}.{}", t.schema, t.name);
         let parts = self.split_of(t);
@@ -500,10 +521,10 @@ impl Builder<'_> {
             let i = self.unit_for(UnitKind::Ddl, &deps, room);
             let u = &mut self.units[i];
             u.depend(deps.iter().copied());
-            u.sql(&about, &t.create);
-            u.sql(&about, &t.grants);
+            u.put(&about, &mut t.create);
+            u.put(&about, &mut t.grants);
             if !t.defaults_late {
-                u.sql(&about, &t.defaults);
+                u.put(&about, &mut t.defaults);
             }
             self.made_in.insert(t.key.clone(), u.id);
             create_unit = Some(u.id);
@@ -524,7 +545,7 @@ impl Builder<'_> {
         }
     }
 
-    fn small_table(&mut self, t: &TableNode, about: &str, deps: &[u32], made: Option<u32>) {
+    fn small_table(&mut self, t: &mut TableNode, about: &str, deps: &[u32], made: Option<u32>) {
         let room = self.open_batch.is_some_and(|i| {
             let u = &self.units[i];
             (u.tables_done as usize) < self.settings.batch_tables
@@ -535,23 +556,24 @@ impl Builder<'_> {
         let i = self.unit_for(UnitKind::Tables, &need, room);
         let copy = t
             .copy
-            .clone()
+            .take()
             .map(|c| self.copy_step(t, c, true, made.is_none()));
         let u = &mut self.units[i];
         u.depend(need);
         if made.is_none() {
-            u.sql(about, &t.create);
-            u.sql(about, &t.grants);
+            u.put(about, &mut t.create);
+            u.put(about, &mut t.grants);
             if !t.defaults_late {
-                u.sql(about, &t.defaults);
+                u.put(about, &mut t.defaults);
             }
         }
+        let copied = copy.is_some();
         if let Some(c) = copy {
             u.steps.push(c);
         }
-        u.sql(about, &t.keys);
-        u.sql(about, &t.rest);
-        if t.copy.is_some() {
+        u.put(about, &mut t.keys);
+        u.put(about, &mut t.rest);
+        if copied {
             u.sql(about, t.analyze.as_slice());
         }
         u.est_bytes += t.bytes;
@@ -572,7 +594,7 @@ impl Builder<'_> {
 
     fn large_table(
         &mut self,
-        t: &TableNode,
+        t: &mut TableNode,
         about: &str,
         deps: &[u32],
         made: Option<u32>,
@@ -580,7 +602,7 @@ impl Builder<'_> {
     ) {
         let label = format!("{}.{}", t.schema, t.name);
         let mut loads: Vec<u32> = Vec::new();
-        let source = t.copy.clone().unwrap_or_else(|| CopySource {
+        let source = t.copy.take().unwrap_or_else(|| CopySource {
             schema: t.schema.clone(),
             table: t.name.clone(),
             columns: Vec::new(),
@@ -595,10 +617,10 @@ impl Builder<'_> {
             let u = &mut self.units[i];
             u.depend(deps.iter().copied().chain(made));
             if made.is_none() {
-                u.sql(about, &t.create);
-                u.sql(about, &t.grants);
+                u.put(about, &mut t.create);
+                u.put(about, &mut t.grants);
                 if !t.defaults_late {
-                    u.sql(about, &t.defaults);
+                    u.put(about, &mut t.defaults);
                 }
             }
             u.steps.push(step);
@@ -624,24 +646,24 @@ impl Builder<'_> {
             }
         }
         // Indexes side by side, then what turns them into constraints.
-        let (groups, after) = match &t.key_builds {
-            Some(b) => (b.builds.clone(), b.after.clone()),
-            None => (vec![t.keys.clone()], Vec::new()),
+        let (groups, mut after) = match t.key_builds.take() {
+            Some(b) => (b.builds, b.after),
+            None => (vec![std::mem::take(&mut t.keys)], Vec::new()),
         };
         let mut built: Vec<u32> = Vec::new();
-        for g in groups.iter().filter(|g| !g.is_empty()) {
+        for mut g in groups.into_iter().filter(|g| !g.is_empty()) {
             let i = self.add(Stage::Data, UnitKind::Index, label.clone());
             let u = &mut self.units[i];
             u.depend(loads.iter().copied());
-            u.sql(about, g);
+            u.put(about, &mut g);
             u.est_bytes = t.bytes / 2;
             built.push(u.id);
         }
         let i = self.add(Stage::Data, UnitKind::Keys, label);
         let u = &mut self.units[i];
         u.depend(loads.iter().copied().chain(built));
-        u.sql(about, &after);
-        u.sql(about, &t.rest);
+        u.put(about, &mut after);
+        u.put(about, &mut t.rest);
         u.sql(about, t.analyze.as_slice());
         u.tables_done = 1;
         self.done_in.insert(t.key.clone(), u.id);
@@ -697,9 +719,8 @@ impl Builder<'_> {
     }
 
     /// Partitioned tables' keys, then partition indexes joined to them.
-    fn attach(&mut self) -> Option<u32> {
+    fn attach(&mut self, tables: &HashMap<String, TableNode>) -> Option<u32> {
         let order = &self.input.order;
-        let tables = &self.input.tables;
         let parents: Vec<&TableNode> = order
             .iter()
             .filter_map(|k| tables.get(k))
@@ -740,9 +761,8 @@ impl Builder<'_> {
     /// Foreign keys per group of tables they link: groups share no table,
     /// so they run side by side without lock waits; a large group is a
     /// chain of units.
-    fn foreign_keys(&mut self, attach: Option<u32>) {
+    fn foreign_keys(&mut self, tables: &HashMap<String, TableNode>, attach: Option<u32>) {
         let order = &self.input.order;
-        let tables = &self.input.tables;
         let with_fks: Vec<&TableNode> = order
             .iter()
             .filter_map(|k| tables.get(k))
@@ -810,13 +830,13 @@ impl Builder<'_> {
         }
     }
 
-    fn last(&mut self) {
+    fn last(&mut self, tables: &HashMap<String, TableNode>) {
         let all: Vec<u32> = self.units.iter().map(|u| u.id).collect();
         let i = self.add(Stage::Post, UnitKind::Final, "post-data".into());
         let u = &mut self.units[i];
         u.depend(all);
         for key in &self.input.order {
-            if let Some(t) = self.input.tables.get(key) {
+            if let Some(t) = tables.get(key) {
                 if t.defaults_late {
                     u.sql(&format!("table {}.{}", t.schema, t.name), &t.defaults);
                 }
@@ -828,14 +848,18 @@ impl Builder<'_> {
     }
 }
 
-/// The plan of a clone.
-pub fn build(input: &PlanInput, settings: &Settings) -> Plan {
-    let total_bytes: i64 = input
-        .tables
+/// The plan of a clone. Takes the input: its statements move into the
+/// units rather than being copied.
+pub fn build(mut input: PlanInput, settings: &Settings) -> Plan {
+    let mut tables = std::mem::take(&mut input.tables);
+    let mut objects = std::mem::take(&mut input.objects);
+    let tables_total = tables.len() as i64;
+    let total_bytes: i64 = tables
         .values()
         .filter(|t| t.copy.is_some())
         .map(|t| t.bytes)
         .sum();
+    let input = &input;
     let mut b = Builder {
         input,
         settings,
@@ -847,17 +871,19 @@ pub fn build(input: &PlanInput, settings: &Settings) -> Plan {
         total_bytes,
     };
     for key in &input.order {
-        if let Some(t) = input.tables.get(key) {
+        // What later stages read stays in the table (keys of partitioned
+        // tables, attach, foreign keys, late defaults).
+        if let Some(t) = tables.get_mut(key) {
             b.table(t);
-        } else if let Some(o) = input.objects.get(key) {
+        } else if let Some(o) = objects.remove(key) {
             b.object(o);
         }
     }
     b.refreshes();
     b.large_objects();
-    let attach = b.attach();
-    b.foreign_keys(attach);
-    b.last();
+    let attach = b.attach(&tables);
+    b.foreign_keys(&tables, attach);
+    b.last(&tables);
     let mut units = b.units;
     let dropped: HashMap<u32, Vec<u32>> = units
         .iter()
@@ -867,7 +893,7 @@ pub fn build(input: &PlanInput, settings: &Settings) -> Plan {
     units.retain(|u| !dropped.contains_key(&u.id));
     renumber(&mut units, &dropped);
     Plan {
-        tables_total: input.tables.len() as i64,
+        tables_total,
         bytes_total: total_bytes,
         units,
     }
@@ -987,7 +1013,7 @@ mod unit {
         );
         inp.deps.insert("rel:v".into(), vec!["rel:t05".into()]);
         inp.deps.insert("rel:t00".into(), vec!["type:a".into()]);
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         well_formed(&p);
         let kinds: Vec<(UnitKind, u32)> = p.units.iter().map(|u| (u.kind, u.tables_done)).collect();
         assert_eq!(
@@ -1029,7 +1055,7 @@ mod unit {
     fn one_transaction_loads_without_freeze() {
         let inp = input(vec![], vec![table("rel:a", 10)], &["rel:a"]);
         let p = build(
-            &inp,
+            inp.clone(),
             &Settings {
                 one_transaction: true,
                 ..Default::default()
@@ -1053,7 +1079,7 @@ mod unit {
             vec![big, table("rel:small", 10)],
             &["rel:big", "rel:small"],
         );
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         well_formed(&p);
         let shape: Vec<(UnitKind, Vec<u32>)> =
             p.units.iter().map(|u| (u.kind, u.deps.clone())).collect();
@@ -1092,7 +1118,7 @@ mod unit {
             &["rel:wide", "rel:other"],
         );
         let p = build(
-            &inp,
+            inp.clone(),
             &Settings {
                 workers: 2,
                 ..Default::default()
@@ -1125,7 +1151,7 @@ mod unit {
         );
         assert!(parts[1].contains("WHERE \"id\" >= 501)"), "{}", parts[1]);
         // With one worker nothing is split.
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         assert_eq!(
             p.units.iter().filter(|u| u.kind == UnitKind::Copy).count(),
             2
@@ -1203,7 +1229,7 @@ mod unit {
         let mut inp = input(vec![], vec![parent, c1, c2], &["rel:p", "rel:p1", "rel:p2"]);
         inp.deps.insert("rel:p1".into(), vec!["rel:p".into()]);
         inp.deps.insert("rel:p2".into(), vec!["rel:p".into()]);
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         well_formed(&p);
         let kinds: Vec<UnitKind> = p.units.iter().map(|u| u.kind).collect();
         assert_eq!(
@@ -1243,7 +1269,7 @@ mod unit {
             &["rel:a", "rel:b", "rel:c", "rel:d"],
         );
         let p = build(
-            &inp,
+            inp.clone(),
             &Settings {
                 batch_tables: 1,
                 ..Default::default()
@@ -1278,7 +1304,7 @@ mod unit {
         let order: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         let inp = input(vec![], tables, &order);
         let p = build(
-            &inp,
+            inp.clone(),
             &Settings {
                 batch_statements: 2,
                 ..Default::default()
@@ -1314,7 +1340,7 @@ mod unit {
                 sql: vec!["REFRESH mv2".into()],
             },
         ];
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         well_formed(&p);
         let r: Vec<&Unit> = p
             .units
@@ -1343,7 +1369,7 @@ mod unit {
             &["type:a", "rel:t", "nsp:old"],
         );
         inp.deps.insert("rel:t".into(), vec!["type:a".into()]);
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         well_formed(&p);
         assert_eq!(p.units.len(), 3);
         assert_eq!(p.units[1].deps, vec![1]);
@@ -1358,7 +1384,7 @@ mod unit {
         b.defaults_late = true;
         let mut inp = input(vec![], vec![a, b], &["rel:a", "rel:b"]);
         inp.last = vec![("rules".into(), vec!["RULE".into()])];
-        let p = build(&inp, &Settings::default());
+        let p = build(inp.clone(), &Settings::default());
         assert!(sqls(&p.units[0]).contains(&"DEFAULT a".to_string()));
         assert!(!sqls(&p.units[0]).contains(&"DEFAULT b".to_string()));
         assert_eq!(sqls(p.units.last().unwrap()), ["DEFAULT b", "RULE"]);
