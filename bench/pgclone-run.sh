@@ -20,14 +20,16 @@ wait "$sampler" || true
 echo "--- peak memory of pgclone's processes (sampled every 0.2 s)"
 awk '{ if ($3 > a[$2]) a[$2] = $3; if ($4 > h[$2]) h[$2] = $4; n[$2] = $5 }
      END { for (p in a) printf "%s pid %s: private %d kB, VmHWM %d kB\n", n[p], p, a[p], h[p] }' "$SAMPLES" | sort
-# The copy of the largest table: which process, when, and its private memory meanwhile.
-big=$(psql -X -h "$SOCKDIR" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -At -F ' ' -c \
-    "SELECT worker_pid, extract(epoch FROM started), extract(epoch FROM started) + ms / 1000.0, format('%I.%I', schema_name, table_name), chunk, chunks, rows
-     FROM pgclone.job_units WHERE kind = 'copy' ORDER BY est_bytes DESC, unit_id LIMIT 1" 2>/dev/null || true)
+# The unit that moved the most bytes: which process, when, and its private
+# memory meanwhile (a serial clone has no units: nothing to show).
+big=$(psql -X -h "$SOCKDIR" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -At -F '|' -c \
+    "SELECT worker_pid, extract(epoch FROM finished) - ms / 1000.0, extract(epoch FROM finished), label, rows
+     FROM pgclone.job_units WHERE status = 'done' AND bytes IS NOT NULL
+     ORDER BY bytes DESC, unit_id LIMIT 1" 2>/dev/null || true)
 if [[ -n $big ]]; then
-    read -r pid t0 t1 name chunk chunks rows <<<"$big"
+    IFS='|' read -r pid t0 t1 label rows <<<"$big"
     peak=$(awk -v p="$pid" -v a="$t0" -v b="$t1" '$2 == p && $1 >= a && $1 <= b && $3 > m {m = $3} END {print m + 0}' "$SAMPLES")
-    echo "--- copy of $name (part $chunk of $chunks, $rows rows) in pid $pid: peak private memory $peak kB while copying"
+    echo "--- unit \"$label\" ($rows rows) in pid $pid: peak private memory $peak kB while it ran"
 fi
 rm -f "$STOP" "$SAMPLES"
 exit $rc

@@ -4,7 +4,8 @@
 # cluster (its copy workers are background workers), then runs run.sh with
 # PGCLONE_CMD set to a pgclone.database() call over TCP, like the other
 # methods. PGCLONE_OPTIONS (JSON, default {"parallel": JOBS}) is passed to
-# database(). pgclone-run.sh samples the memory of pgclone's processes
+# database(); method f runs it again with PGCLONE_OPTIONS_F (default serial,
+# {"parallel": 1}). pgclone-run.sh samples the memory of pgclone's processes
 # meanwhile; its report ends <results>/run*/e/clone.log.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,4 +24,8 @@ export PGCLONE_SETUP_SQL='CREATE EXTENSION pgclone'
 # The extension's own schema holds its functions and job state, not cloned data.
 export VERIFY_EXCLUDE_SCHEMAS="${VERIFY_EXCLUDE_SCHEMAS:-pgclone}"
 export PGCLONE_CMD="$PWD/pgclone-run.sh '$OPTS'"
+# Method f: a second variant, serial in the calling session unless
+# PGCLONE_OPTIONS_F says otherwise (used only when METHODS names f).
+OPTS_F=${PGCLONE_OPTIONS_F:-'{"parallel": 1}'}
+export PGCLONE_CMD_F="$PWD/pgclone-run.sh '$OPTS_F'"
 exec ./run.sh "$@"
