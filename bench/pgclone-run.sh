@@ -31,5 +31,9 @@ if [[ -n $big ]]; then
     peak=$(awk -v p="$pid" -v a="$t0" -v b="$t1" '$2 == p && $1 >= a && $1 <= b && $3 > m {m = $3} END {print m + 0}' "$SAMPLES")
     echo "--- unit \"$label\" ($rows rows) in pid $pid: peak private memory $peak kB while it ran"
 fi
+# Where the time went: the job's phases (wall seconds; copy and index time
+# summed over workers).
+psql -X -h "$SOCKDIR" -p "$TGT_PORT" -U postgres -d "$TGT_DB" -At -c \
+    "SELECT 'phases: ' || phases::text FROM pgclone.jobs ORDER BY job_id DESC LIMIT 1" 2>/dev/null || true
 rm -f "$STOP" "$SAMPLES"
 exit $rc
