@@ -341,7 +341,11 @@ const MAX_PARTS: i64 = 64;
 /// threshold, every table above it is split into parts of about that size
 /// (at least one per worker); without one, a table is split when it alone is
 /// well over a worker's share of all the data (it would hold one worker long
-/// after the others ran out of work), into parts of about that share.
+/// after the others ran out of work). Its parts are then half a share each
+/// when other tables are left to pack beside them: parts of a whole share
+/// leave the next largest table to one worker while the others wait (two
+/// tables of 1.3 and 0.5 GB on two workers: 0.65 + 0.5 GB on one, 0.65 on
+/// the other), half shares fill in around it.
 pub fn parts(bytes: i64, total: i64, workers: u32, explicit: Option<i64>) -> i64 {
     if workers < 2 || bytes < 2 * MIN_PART_BYTES {
         return 1;
@@ -358,7 +362,14 @@ pub fn parts(bytes: i64, total: i64, workers: u32, explicit: Option<i64>) -> i64
             if bytes * 4 <= share * 5 {
                 return 1;
             }
-            (bytes + share - 1) / share
+            // Other tables worth packing beside the parts: more than a
+            // twentieth of a share.
+            let part = if (total - bytes) * 20 > share {
+                (share / 2).max(1)
+            } else {
+                share
+            };
+            (bytes + part - 1) / part
         }
     };
     n.min(bytes / MIN_PART_BYTES).clamp(1, MAX_PARTS)
@@ -1125,16 +1136,17 @@ mod unit {
             },
         );
         well_formed(&p);
-        // 1.8 GB over 2 workers: a share is 0.9 GB, so the 1.3 GB table goes
-        // in 2 parts, created first in a DDL unit; the 0.5 GB one stays whole.
+        // 1.8 GB over 2 workers: a share is 0.9 GB, so the 1.3 GB table is
+        // cut, in parts of half a share (3) so that the 0.5 GB one, which
+        // stays whole, packs beside them; created first in a DDL unit.
         assert_eq!(p.units[0].kind, UnitKind::Ddl);
         let copies: Vec<&Unit> = p
             .units
             .iter()
             .filter(|u| u.kind == UnitKind::Copy)
             .collect();
-        assert_eq!(copies.len(), 3);
-        let parts: Vec<String> = copies[..2]
+        assert_eq!(copies.len(), 4);
+        let parts: Vec<String> = copies[..3]
             .iter()
             .map(|u| match &u.steps[0] {
                 Step::Copy(c) => {
@@ -1145,11 +1157,16 @@ mod unit {
             })
             .collect();
         assert!(
-            parts[0].ends_with("WHERE \"id\" < 501) TO STDOUT (FORMAT binary)"),
+            parts[0].ends_with("WHERE \"id\" < 334) TO STDOUT (FORMAT binary)"),
             "{}",
             parts[0]
         );
-        assert!(parts[1].contains("WHERE \"id\" >= 501)"), "{}", parts[1]);
+        assert!(
+            parts[1].contains("WHERE \"id\" >= 334 AND \"id\" < 667)"),
+            "{}",
+            parts[1]
+        );
+        assert!(parts[2].contains("WHERE \"id\" >= 667)"), "{}", parts[2]);
         // With one worker nothing is split.
         let p = build(inp.clone(), &Settings::default());
         assert_eq!(
@@ -1165,7 +1182,11 @@ mod unit {
         assert_eq!(parts(gb, 2 * gb, 2, None), 1);
         // a little over its share: whole
         assert_eq!(parts(gb + (gb / 10), 2 * gb, 2, None), 1);
-        assert_eq!(parts(3 * gb, 4 * gb, 2, None), 2);
+        // with a table beside it: half shares, so the two pack evenly
+        assert_eq!(parts(3 * gb, 4 * gb, 2, None), 3);
+        assert_eq!(parts(1300 << 20, 1800 << 20, 2, None), 3);
+        // alone: one part per worker
+        assert_eq!(parts(3 * gb, 3 * gb, 2, None), 2);
         assert_eq!(parts(gb, gb, 4, None), 4);
         assert_eq!(parts(100 << 20, 100 << 20, 4, None), 1);
         assert_eq!(parts(gb, gb, 2, Some(256 << 20)), 4);
