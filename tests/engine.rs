@@ -71,16 +71,6 @@ fn source(env: &Env, db: &'static str) {
     made.push(db);
 }
 
-fn one<T: postgres::types::FromSqlOwned>(
-    c: &mut Client,
-    sql: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
-) -> T {
-    c.query_one(sql, params)
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .get(0)
-}
-
 /// Poll `sql` (one row) every 50 ms until `done` holds or `secs` pass.
 fn poll<T>(
     c: &mut Client,

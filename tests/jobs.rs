@@ -51,17 +51,6 @@ fn source(env: &Env) {
     *ready = true;
 }
 
-/// The one value of a one-row, one-column query.
-fn one<T: postgres::types::FromSqlOwned>(
-    c: &mut Client,
-    sql: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
-) -> T {
-    c.query_one(sql, params)
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .get(0)
-}
-
 fn target(env: &Env, db: &str) -> Client {
     empty_target(env, db);
     env.client(env.tgt_port, db)

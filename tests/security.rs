@@ -195,16 +195,6 @@ fn client_as(env: &Env, db: &str, role: &str) -> Client {
     .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
 }
 
-fn one<T: postgres::types::FromSqlOwned>(
-    c: &mut Client,
-    sql: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
-) -> T {
-    c.query_one(sql, params)
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .get(0)
-}
-
 /// Wait until the job is no longer running; returns its status.
 fn finished(c: &mut Client, job: i32) -> String {
     let until = Instant::now() + Duration::from_secs(120);

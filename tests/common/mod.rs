@@ -222,6 +222,17 @@ pub fn target_db(env: &Env, name: &str) -> String {
 }
 
 /// Run a statement expected to fail; returns (SQLSTATE, message).
+/// The one value of a one-row, one-column query.
+pub fn one<T: postgres::types::FromSqlOwned>(
+    c: &mut Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> T {
+    c.query_one(sql, params)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get(0)
+}
+
 pub fn expect_error(c: &mut Client, sql: &str) -> (String, String) {
     match c.batch_execute(sql) {
         Ok(()) => panic!("expected an error from: {sql}"),

@@ -904,19 +904,24 @@ mod unit {
         inv
     }
 
+    /// A schema clone with data, as a job (`in_job`) or serially.
+    fn schema_ask(opts: &Options, in_job: bool) -> Ask<'_> {
+        Ask {
+            what: What::Schema,
+            include_data: true,
+            options: opts,
+            same_major: true,
+            target_name: None,
+            in_job,
+        }
+    }
+
     /// A table of a few pages is not analyzed by the clone; one from
     /// ANALYZE_FROM_BYTES on is.
     #[test]
     fn only_tables_big_enough_are_analyzed() {
         let opts = Options::default();
-        let ask = Ask {
-            what: What::Schema,
-            include_data: true,
-            options: &opts,
-            same_major: true,
-            target_name: None,
-            in_job: true,
-        };
+        let ask = schema_ask(&opts, true);
         let analyzes = |bytes: i64| {
             let mut inv = inventory();
             inv.tables[0].bytes = bytes;
@@ -935,14 +940,7 @@ mod unit {
     fn a_schema_becomes_a_plan_in_order() {
         let inv = inventory();
         let opts = Options::default();
-        let ask = Ask {
-            what: What::Schema,
-            include_data: true,
-            options: &opts,
-            same_major: true,
-            target_name: None,
-            in_job: true,
-        };
+        let ask = schema_ask(&opts, true);
         let a = assemble(inv.clone(), &facts(), &ask).unwrap();
         assert_eq!(a.input.order, ["nsp:1", "rel:10", "rel:20"]);
         assert_eq!(a.made, vec![Made::Schema("s".into())]);
@@ -998,14 +996,7 @@ mod unit {
         let mut inv = inventory();
         inv.edges.push(("nsp:1".into(), "rel:20".into()));
         let opts = Options::default();
-        let ask = Ask {
-            what: What::Schema,
-            include_data: true,
-            options: &opts,
-            same_major: true,
-            target_name: None,
-            in_job: false,
-        };
+        let ask = schema_ask(&opts, false);
         let e = assemble(inv.clone(), &facts(), &ask).unwrap_err();
         assert!(e.contains(&"s".to_string()), "{e:?}");
     }
@@ -1041,14 +1032,7 @@ mod unit {
             agg: None,
         });
         let opts = Options::default();
-        let ask = Ask {
-            what: What::Schema,
-            include_data: true,
-            options: &opts,
-            same_major: true,
-            target_name: None,
-            in_job: true,
-        };
+        let ask = schema_ask(&opts, true);
         let mut f = facts();
         f.schemas_there.insert("s".into());
         let made = assemble(inv.clone(), &f, &ask).unwrap().made;
