@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # demo.sh -- set everything up and show pgclone at work on local throwaway
 # clusters: build and install the extension, start a source and a target
-# cluster, load the pagila sample database (schema from ../shared/fixtures,
-# data from tests/fixtures/pagila-data.sql) into the source, clone the whole
+# cluster, load the pagila sample database (tests/fixtures/pagila: schema,
+# MIT licence; tests/fixtures/pagila-data.sql: data) into the source, clone the whole
 # database into the target with pgclone.database(), and show the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-PAGILA=${PAGILA:-../shared/fixtures/pagila/pagila-schema-pg15.sql}
+PAGILA=${PAGILA:-tests/fixtures/pagila/pagila-schema-pg15.sql}
 [[ -f $PAGILA ]] || { echo "demo: $PAGILA not found (set PAGILA=...)" >&2; exit 1; }
 
 ./scripts/setup.sh

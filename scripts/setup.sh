@@ -22,6 +22,10 @@ if ((${#missing[@]})); then
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
+# test.sh runs cargo fmt --check and cargo clippy.
+if command -v rustup >/dev/null && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
     echo "setup: installing cargo-pgrx $PGRX_VERSION (a few minutes)"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet

@@ -7,7 +7,7 @@ use common::*;
 
 const PAGILA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/pagila/pagila-schema-pg15.sql"
+    "/tests/fixtures/pagila/pagila-schema-pg15.sql"
 );
 
 fn fixture(name: &str) -> String {
