@@ -98,12 +98,29 @@ where
     panic!("{what} not seen in {secs} s; last: {last:?}");
 }
 
+/// The source database `db` (made once) and an empty target of that name.
+fn fresh(env: &Env, db: &'static str) {
+    source(env, db);
+    empty_target(env, db);
+}
+
+/// The status a job ends with (waits up to `secs` for it to stop running).
+fn job_end(c: &mut Client, job: i32, secs: u64, what: &str) -> String {
+    poll(
+        c,
+        &format!("SELECT status FROM pgclone.jobs_view WHERE job_id = {job}"),
+        secs,
+        what,
+        |r| r.get(0),
+        |s: &String| s != "running" && s != "pending",
+    )
+}
+
 #[test]
 fn a_serial_clone_shows_in_jobs_view_with_live_rows_and_bytes() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
-    source(&env, "engine_watch");
-    empty_target(&env, "engine_watch");
+    fresh(&env, "engine_watch");
     let conninfo = env.src_conninfo("engine_watch");
     let clone = {
         std::thread::spawn(move || {
@@ -155,8 +172,7 @@ fn a_serial_clone_shows_in_jobs_view_with_live_rows_and_bytes() {
 fn a_batched_unit_cut_short_loads_nothing_twice_on_resume() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
-    source(&env, "engine_batch");
-    empty_target(&env, "engine_batch");
+    fresh(&env, "engine_batch");
     let mut c = env.client(env.tgt_port, "engine_batch");
     let job: i32 = one(
         &mut c,
@@ -197,14 +213,7 @@ fn a_batched_unit_cut_short_loads_nothing_twice_on_resume() {
     std::thread::sleep(Duration::from_millis(500));
     let killed: bool = one(&mut c, "SELECT pg_terminate_backend($1)", &[&pid]);
     assert!(killed);
-    let status: String = poll(
-        &mut c,
-        &format!("SELECT status FROM pgclone.jobs_view WHERE job_id = {job}"),
-        30,
-        "the job's failure",
-        |r| r.get(0),
-        |s: &String| s != "running" && s != "pending",
-    );
+    let status: String = job_end(&mut c, job, 30, "the job's failure");
     assert_eq!(status, "failed");
     let pending: String = one(
         &mut c,
@@ -218,14 +227,7 @@ fn a_batched_unit_cut_short_loads_nothing_twice_on_resume() {
         assert!(!there, "{t} outlived its unit");
     }
     let next: i32 = one(&mut c, "SELECT pgclone.resume($1)", &[&job]);
-    let status: String = poll(
-        &mut c,
-        &format!("SELECT status FROM pgclone.jobs_view WHERE job_id = {next}"),
-        120,
-        "the resumed job's end",
-        |r| r.get(0),
-        |s: &String| s != "running" && s != "pending",
-    );
+    let status: String = job_end(&mut c, next, 120, "the resumed job's end");
     assert_eq!(status, "completed");
     // Every table once: counts and contents equal the source's.
     env.assert_same_database("engine_batch", "engine_batch", &[]);
@@ -235,8 +237,7 @@ fn a_batched_unit_cut_short_loads_nothing_twice_on_resume() {
 fn a_serial_clone_beyond_the_lock_budget_runs_as_a_job() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
-    source(&env, "engine_many");
-    empty_target(&env, "engine_many");
+    fresh(&env, "engine_many");
     let notices = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
     let mut c = {
         let n = notices.clone();

@@ -49,18 +49,6 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
         return Ok(());
     }
     let v = conn.server_version_num;
-    let sql = [
-        table::columns_sql(v),
-        table::constraints_sql(),
-        table::indexes_sql(),
-        table::triggers_sql(),
-        table::policies_sql(),
-        table::sequences_sql(),
-        table::default_deps_sql(),
-    ];
-    let (mut columns, mut constraints, mut indexes) = Default::default();
-    let (mut triggers, mut policies, mut sequences) = Default::default();
-    let mut default_deps: HashMap<i64, Vec<String>> = HashMap::new();
     // Tables whose keys may be built apart from their rows (see the plan):
     // only theirs need the keys' index definitions.
     let large: Vec<u32> = tables
@@ -68,18 +56,21 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
         .filter(|t| t.bytes > SMALL_TABLE_BYTES || t.size_unknown)
         .map(|t| t.oid)
         .collect();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&oids];
-    let with_large: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&oids, &large];
-    let queries: Vec<(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)])> = sql
-        .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            (
-                q.as_str(),
-                if i == 1 { &with_large[..] } else { &params[..] },
-            )
-        })
-        .collect();
+    type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+    let oids_only: Params = &[&oids];
+    let sql: [(String, Params); 7] = [
+        (table::columns_sql(v), oids_only),
+        (table::constraints_sql(), &[&oids, &large]),
+        (table::indexes_sql(), oids_only),
+        (table::triggers_sql(), oids_only),
+        (table::policies_sql(), oids_only),
+        (table::sequences_sql(), oids_only),
+        (table::default_deps_sql(), oids_only),
+    ];
+    let queries: Vec<(&str, Params)> = sql.iter().map(|(q, p)| (q.as_str(), *p)).collect();
+    let (mut columns, mut constraints, mut indexes) = Default::default();
+    let (mut triggers, mut policies, mut sequences) = Default::default();
+    let mut default_deps: HashMap<i64, Vec<String>> = HashMap::new();
     // One round trip for all of them: the source works on the next kind while
     // this one's JSON is parsed here.
     conn.query_pipelined(&queries, |i, rows| {
