@@ -26,6 +26,13 @@ for t in tests/*.rs; do
     fi
 done
 
+# What a user runs must work from a plain clone, without the shared
+# material that sits beside this repository only on the build machine.
+if grep -n '\.\./shared' README.md scripts/*.sh; then
+    echo "README.md or scripts/ refer to the shared material, which a user's clone lacks" >&2
+    exit 1
+fi
+
 echo "== unit tests of the pure crate (no server)"
 cargo test -p pgclone-core
 
