@@ -2,7 +2,9 @@
 //! synchronous serial clone shows in jobs_view while it runs; a unit that
 //! loads several small tables is all or nothing, so resuming after it was
 //! cut short loads no row twice; a serial clone too large for one
-//! transaction's locks runs as a job that commits as it goes.
+//! transaction's locks runs as a job that commits as it goes; values the
+//! source keeps uncompressed are loaded without compressing them, and the
+//! table ends with its own storage.
 //!
 //! The tests of this file run one at a time: each loads both cores.
 
@@ -28,7 +30,10 @@ const SLOW: &str = "CREATE SCHEMA {s};
 ///   enough to share one unit and all be named in its label;
 /// - engine_many: 700 tables with a primary key and a text column (four
 ///   relations each), more than one transaction may lock on the test
-///   target (max_locks_per_transaction 64, 72 backends: room for 2304).
+///   target (max_locks_per_transaction 64, 72 backends: room for 2304);
+/// - engine_toast: one table with 80 MB of TOAST: a column of 4 kB values
+///   that pglz cannot shrink (stored uncompressed), one of values it
+///   shrinks (stored compressed), and one of the former kind stored MAIN.
 fn source(env: &Env, db: &'static str) {
     let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
     if made.contains(&db) {
@@ -55,6 +60,15 @@ fn source(env: &Env, db: &'static str) {
              END$$;",
             SLOW.replace("{s}", "batch")
         ),
+        "engine_toast" => "CREATE SCHEMA toast;
+             CREATE TABLE toast.docs (id int PRIMARY KEY, body text, note text, kept text);
+             ALTER TABLE toast.docs ALTER COLUMN kept SET STORAGE MAIN;
+             INSERT INTO toast.docs
+             SELECT g, b, repeat('compressible ' || g, 300), CASE WHEN g % 50 = 0 THEN b END
+             FROM (SELECT g, (SELECT string_agg(md5((g * 131 + k)::text), '' ORDER BY k)
+                              FROM generate_series(1, 128) k) AS b
+                   FROM generate_series(1, 20000) g) s;"
+            .to_string(),
         _ => "CREATE SCHEMA many;
              DO $$BEGIN
                FOR i IN 1..700 LOOP
@@ -68,6 +82,12 @@ fn source(env: &Env, db: &'static str) {
     env.client(env.src_port, db)
         .batch_execute(&format!("{sql} ANALYZE;"))
         .unwrap_or_else(|e| panic!("{db}: {e:?}"));
+    if db == "engine_toast" {
+        // Only VACUUM counts the TOAST table's pages, the size the plan reads.
+        env.client(env.src_port, db)
+            .batch_execute("VACUUM toast.docs")
+            .expect("vacuum");
+    }
     made.push(db);
 }
 
@@ -269,4 +289,55 @@ fn a_serial_clone_beyond_the_lock_budget_runs_as_a_job() {
     );
     assert_eq!(n, 700);
     env.assert_same_database("engine_many", "engine_many", &[]);
+}
+
+#[test]
+fn uncompressed_values_load_as_they_are_and_the_table_keeps_its_storage() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    fresh(&env, "engine_toast");
+    let mut c = env.client(env.tgt_port, "engine_toast");
+    // A job keeps its units (a synchronous clone holds them in memory).
+    let job: i32 = one(
+        &mut c,
+        "SELECT pgclone.schema_async($1, 'toast', true, '{\"parallel\": 2}')",
+        &[&env.src_conninfo("engine_toast")],
+    );
+    assert_eq!(job_end(&mut c, job, 120, "the clone"), "completed");
+    // The plan loaded `body` (source values uncompressed) with EXTERNAL
+    // storage and gave EXTENDED back; `note` (compressed on the source) and
+    // `kept` (MAIN) were left alone.
+    let steps: String = one(
+        &mut c,
+        "SELECT string_agg(steps, ' ') FROM pgclone.job_units WHERE job_id = $1",
+        &[&job],
+    );
+    for (want, what) in [
+        (
+            "ALTER COLUMN \\\"body\\\" SET STORAGE EXTERNAL",
+            "body loaded EXTERNAL",
+        ),
+        (
+            "ALTER COLUMN \\\"body\\\" SET STORAGE EXTENDED",
+            "body given back",
+        ),
+    ] {
+        assert!(steps.contains(want), "{what}: {steps}");
+    }
+    assert!(!steps.contains("\\\"note\\\" SET STORAGE"), "note: {steps}");
+    assert!(
+        !steps.contains("\\\"kept\\\" SET STORAGE EXTERNAL"),
+        "kept: {steps}"
+    );
+    // Storage and how each value is stored are the source's.
+    let stored = "SELECT string_agg(attname || ' ' || attstorage::text, ', ' ORDER BY attnum) || ' / ' || \
+                  (SELECT string_agg(x, ', ') FROM (SELECT DISTINCT \
+                     coalesce(pg_column_compression(body), '-') || coalesce(pg_column_compression(note), '-') AS x \
+                   FROM toast.docs ORDER BY 1) s) \
+                  FROM pg_attribute WHERE attrelid = 'toast.docs'::regclass AND attnum > 0";
+    let src: String = one(&mut env.client(env.src_port, "engine_toast"), stored, &[]);
+    let tgt: String = one(&mut c, stored, &[]);
+    assert_eq!(src, "id p, body x, note x, kept m / -pglz");
+    assert_eq!(tgt, src);
+    env.assert_same_database("engine_toast", "engine_toast", &[]);
 }

@@ -117,6 +117,15 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
             t.pages = *b / 8192;
         }
     }
+    // How the source stored the values of large TOASTed tables (a few
+    // heap pages of each): see `Column::load_external`.
+    for t in tables.iter_mut() {
+        if let Some((sql, cols)) = table::compression_sample_sql(t, v) {
+            let row = conn.query_one(&sql, &[])?;
+            let counts: Vec<i64> = (0..row.len()).map(|i| row.get(i)).collect();
+            table::apply_compression_sample(t, &cols, &counts);
+        }
+    }
     // Where each owned sequence stands, a few hundred per statement.
     let seqs: Vec<(usize, usize)> = tables
         .iter()

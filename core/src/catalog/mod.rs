@@ -33,6 +33,14 @@ pub struct Column {
     pub collation: Option<String>,
     /// Storage when it differs from the type's default.
     pub storage: Option<String>,
+    /// The column's storage as it stands (`attstorage`), default or not.
+    #[serde(default)]
+    pub attstorage: String,
+    /// Load it with `STORAGE EXTERNAL` and restore its storage after the data:
+    /// the source keeps its large values uncompressed (they did not shrink),
+    /// so the target would only spend CPU failing to compress them again.
+    #[serde(default)]
+    pub load_external: bool,
     pub stattarget: Option<i32>,
     pub options: Option<Vec<String>>,
     pub compression: Option<String>,
@@ -322,6 +330,8 @@ pub(crate) mod fixture {
             identity: None,
             collation: None,
             storage: None,
+            attstorage: "x".into(),
+            load_external: false,
             stattarget: None,
             options: None,
             compression: None,

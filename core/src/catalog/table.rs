@@ -1,5 +1,8 @@
 //! Reading one table's full definition from the source.
 
+use super::TableDef;
+use crate::sqltext::{qualified, quote_ident};
+
 /// JSON array of an ACL column, in the ACL's own order.
 pub(crate) fn acl_json(col: &str) -> String {
     format!(
@@ -100,6 +103,69 @@ pub fn table_sizes_sql() -> &'static str {
     "SELECT r::int8, pg_table_size(r)::int8 FROM unnest($1::oid[]) AS r"
 }
 
+/// TOAST bytes from which a table's stored values are sampled for how the
+/// source compressed them (below it, failed compression costs little).
+pub const SAMPLE_TOAST_FROM_BYTES: i64 = 64 << 20;
+
+/// A stored value at least this large was a candidate for compression on the
+/// source: its row was over the TOAST threshold (about 2 kB) with it.
+const SAMPLE_LARGE_VALUE: i32 = 1024;
+
+/// The query that samples a large TOASTed table (about 64 heap pages) for how
+/// the source stored the values of its compressible (`EXTENDED`) columns, and
+/// the indexes of those columns. One row: for each column, the values stored
+/// compressed and the large ones stored as they are. `pg_column_compression`
+/// and `pg_column_size` read the stored header only: nothing is detoasted,
+/// and no function of the column's type runs. None when there is nothing to
+/// sample (small TOAST, no such column, or a server before 14).
+pub fn compression_sample_sql(def: &TableDef, version: i32) -> Option<(String, Vec<usize>)> {
+    let toast = def.bytes - def.pages * 8192;
+    if version < 140000 || def.relkind != "r" || !def.has_toast || toast < SAMPLE_TOAST_FROM_BYTES {
+        return None;
+    }
+    let cols: Vec<usize> = (0..def.columns.len())
+        .filter(|i| def.columns[*i].attstorage == "x")
+        .collect();
+    if cols.is_empty() {
+        return None;
+    }
+    let pct = (6400.0 / def.pages.max(1) as f64).clamp(0.001, 100.0);
+    let names: Vec<String> = cols
+        .iter()
+        .map(|i| quote_ident(&def.columns[*i].name))
+        .collect();
+    let counts: Vec<String> = names
+        .iter()
+        .map(|q| {
+            format!(
+                "count(*) FILTER (WHERE pg_catalog.pg_column_compression({q}) IS NOT NULL), \
+                 count(*) FILTER (WHERE pg_catalog.pg_column_compression({q}) IS NULL \
+                                  AND pg_catalog.pg_column_size({q}) >= {SAMPLE_LARGE_VALUE})"
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM ONLY {} TABLESAMPLE SYSTEM ({pct}) REPEATABLE (0) LIMIT 5000) s",
+        counts.join(", "),
+        names.join(", "),
+        qualified(&def.schema, &def.name),
+    );
+    Some((sql, cols))
+}
+
+/// Marks the sampled columns whose large values the source stores
+/// uncompressed (at least 16 of them, and at most one compressed value for
+/// every 20 that are not) to be loaded with `STORAGE EXTERNAL`. `counts` is
+/// the sample's row: (compressed, large uncompressed) per column of `cols`.
+pub fn apply_compression_sample(def: &mut TableDef, cols: &[usize], counts: &[i64]) {
+    for (k, i) in cols.iter().enumerate() {
+        let (Some(compressed), Some(plain)) = (counts.get(2 * k), counts.get(2 * k + 1)) else {
+            return;
+        };
+        def.columns[*i].load_external = *plain >= 16 && compressed * 20 <= *plain;
+    }
+}
+
 pub fn columns_sql(version: i32) -> String {
     let compression = if version >= 140000 {
         "nullif(a.attcompression::text, '')"
@@ -125,6 +191,7 @@ pub fn columns_sql(version: i32) -> String {
             'collation', CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 \
                               THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END, \
             'storage', CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END, \
+            'attstorage', a.attstorage::text, \
             'stattarget', CASE WHEN coalesce(a.attstattarget::int, -1) >= 0 THEN a.attstattarget::int END, \
             'options', a.attoptions, 'compression', {compression}, \
             'comment', {comment}, 'acl', {acl}, \
@@ -324,5 +391,68 @@ mod unit {
         for q in &all {
             assert!(balanced(q), "{q}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::fixture::{column, table};
+
+    fn toasted() -> TableDef {
+        let mut t = table("docs", "big");
+        t.columns = vec![
+            column(1, "id", "integer"),
+            column(2, "Body", "text"),
+            column(3, "meta", "jsonb"),
+        ];
+        t.columns[0].attstorage = "p".into();
+        t.columns[2].attstorage = "m".into();
+        t.has_toast = true;
+        t.pages = 1000;
+        t.bytes = t.pages * 8192 + (200 << 20);
+        t
+    }
+
+    #[test]
+    fn samples_only_large_toast_and_extended_columns() {
+        let t = toasted();
+        let (sql, cols) = compression_sample_sql(&t, 150000).unwrap();
+        assert_eq!(cols, vec![1]);
+        assert!(
+            sql.contains("pg_catalog.pg_column_compression(\"Body\")"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("FROM ONLY \"docs\".\"big\" TABLESAMPLE SYSTEM (6.4) REPEATABLE (0)"),
+            "{sql}"
+        );
+        assert!(
+            compression_sample_sql(&t, 130000).is_none(),
+            "no pg_column_compression before 14"
+        );
+        let mut small = toasted();
+        small.bytes = small.pages * 8192 + (10 << 20);
+        assert!(compression_sample_sql(&small, 150000).is_none());
+        let mut no_toast = toasted();
+        no_toast.has_toast = false;
+        assert!(compression_sample_sql(&no_toast, 150000).is_none());
+        let mut parent = toasted();
+        parent.relkind = "p".into();
+        assert!(compression_sample_sql(&parent, 150000).is_none());
+    }
+
+    #[test]
+    fn external_only_when_the_source_kept_values_uncompressed() {
+        let mut t = toasted();
+        apply_compression_sample(&mut t, &[1], &[2, 900]);
+        assert!(t.columns[1].load_external);
+        apply_compression_sample(&mut t, &[1], &[]);
+        assert!(t.columns[1].load_external, "a short row changes nothing");
+        apply_compression_sample(&mut t, &[1], &[100, 900]);
+        assert!(!t.columns[1].load_external, "too many compressed values");
+        apply_compression_sample(&mut t, &[1], &[0, 900]);
+        apply_compression_sample(&mut t, &[1], &[0, 10]);
+        assert!(!t.columns[1].load_external, "too few values to tell");
     }
 }

@@ -4,9 +4,8 @@
 //! sequence positions).
 
 use super::{acl_statements, comment, enable_state, renamed, truncate_name};
-use crate::catalog::{Column, Constraint, OwnedSequence, TableDef};
+use crate::catalog::{AclEntry, Column, Constraint, OwnedSequence, Policy, TableDef};
 use crate::sqltext::{qualified, quote_ident, quote_literal, replace_name_after};
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 pub struct RenderCtx<'a> {
@@ -151,256 +150,377 @@ fn using_index(con: &Constraint, name: &str, tq: &str) -> Option<(String, String
 }
 
 pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
-    let tq = qualified(ctx.target_schema, ctx.target_name);
-    let is_renamed = ctx.target_name != def.name || ctx.target_schema != def.schema;
-    let mut out = TableScript {
-        target: tq.clone(),
-        ..Default::default()
-    };
-    // In a schema clone, partitions attach to their parent and inheritance
-    // children name theirs; a stand-alone table clone carries everything itself.
-    let partition_of = def.partition_of.as_ref().filter(|_| !ctx.standalone);
-    let inherits: &[String] = if ctx.standalone || partition_of.is_some() {
-        &[]
-    } else {
-        &def.inherits_from
-    };
+    let mut r = Renderer::new(def, ctx);
+    r.sequences();
+    r.create_table();
+    r.column_settings();
+    r.owner();
+    r.keys();
+    r.indexes();
+    r.foreign_keys();
+    r.restore_storage();
+    r.late_constraints();
+    r.triggers();
+    r.row_security();
+    r.comments();
+    r.grants();
+    r.sequence_positions();
+    r.out
+}
 
-    // Relation-level names (indexes, sequences) share the schema's namespace:
-    // a renamed clone gets fresh ones that collide with nothing.
-    let chosen: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
-    let rel_name = |old: &str| -> String {
-        if !is_renamed {
+/// One table's rendering: the names chosen so far and the script being
+/// written, filled section by section in the order the script runs.
+struct Renderer<'a, 'c> {
+    def: &'a TableDef,
+    ctx: &'a RenderCtx<'c>,
+    tq: String,
+    is_renamed: bool,
+    /// The parent a partition attaches to (schema clones only).
+    partition_of: Option<&'a String>,
+    /// The parents an inheritance child names (schema clones only).
+    inherits: &'a [String],
+    /// Relation names given in this table so far (renamed clones).
+    chosen: HashSet<String>,
+    /// Owned sequences by source name: their qualified target names.
+    seq_names: HashMap<String, String>,
+    /// How column defaults reach renamed sequences.
+    default_rewrites: Vec<(String, String)>,
+    /// Indexes (and key constraints' indexes) by source name: target names.
+    index_names: HashMap<String, String>,
+    fk_done: Vec<&'a str>,
+    trigger_done: Vec<&'a str>,
+    policy_done: Vec<&'a str>,
+    /// Column storage to give back once the data is in.
+    storage_back: Vec<String>,
+    owner_ok: bool,
+    owner_assignable: bool,
+    out: TableScript,
+}
+
+impl<'a, 'c> Renderer<'a, 'c> {
+    fn new(def: &'a TableDef, ctx: &'a RenderCtx<'c>) -> Self {
+        let tq = qualified(ctx.target_schema, ctx.target_name);
+        // In a schema clone, partitions attach to their parent and inheritance
+        // children name theirs; a stand-alone table clone carries everything itself.
+        let partition_of = def.partition_of.as_ref().filter(|_| !ctx.standalone);
+        let inherits: &[String] = if ctx.standalone || partition_of.is_some() {
+            &[]
+        } else {
+            &def.inherits_from
+        };
+        Renderer {
+            def,
+            ctx,
+            out: TableScript {
+                target: tq.clone(),
+                ..Default::default()
+            },
+            tq,
+            is_renamed: ctx.target_name != def.name || ctx.target_schema != def.schema,
+            partition_of,
+            inherits,
+            chosen: HashSet::new(),
+            seq_names: HashMap::new(),
+            default_rewrites: Vec::new(),
+            index_names: HashMap::new(),
+            fk_done: Vec::new(),
+            trigger_done: Vec::new(),
+            policy_done: Vec::new(),
+            storage_back: Vec::new(),
+            owner_ok: false,
+            owner_assignable: false,
+        }
+    }
+
+    /// Relation-level names (indexes, sequences) share the schema's
+    /// namespace: a renamed clone gets fresh ones that collide with nothing.
+    fn rel_name(&mut self, old: &str) -> String {
+        if !self.is_renamed {
             return old.to_string();
         }
-        let taken = |n: &str| {
-            (ctx.relation_taken)(n) || chosen.borrow().contains(n) || n == ctx.target_name
-        };
-        let n = renamed(old, &def.name, ctx.target_name, &taken);
-        chosen.borrow_mut().insert(n.clone());
+        let ctx = self.ctx;
+        let chosen = &self.chosen;
+        let taken = |n: &str| (ctx.relation_taken)(n) || chosen.contains(n) || n == ctx.target_name;
+        let n = renamed(old, &self.def.name, ctx.target_name, &taken);
+        self.chosen.insert(n.clone());
         n
-    };
-    // Constraint names are per table; only the table's own prefix changes.
-    let con_name = |old: &str| -> String {
-        match old.strip_prefix(def.name.as_str()) {
-            Some(rest) if is_renamed => truncate_name(&format!("{}{rest}", ctx.target_name)),
+    }
+
+    /// Constraint names are per table; only the table's own prefix changes.
+    fn con_name(&self, old: &str) -> String {
+        match old.strip_prefix(self.def.name.as_str()) {
+            Some(rest) if self.is_renamed => {
+                truncate_name(&format!("{}{rest}", self.ctx.target_name))
+            }
             _ => old.to_string(),
         }
-    };
+    }
 
-    // Owned sequences: new names for a renamed table, and the literal that the
-    // column defaults use to reach them.
-    let mut seq_names: HashMap<String, String> = HashMap::new();
-    let mut default_rewrites: Vec<(String, String)> = Vec::new();
-    for s in &def.sequences {
-        let new = rel_name(&s.name);
-        let schema = if is_renamed {
-            ctx.target_schema
-        } else {
-            s.schema.as_str()
-        };
-        let new_q = qualified(schema, &new);
-        if is_renamed {
-            default_rewrites.push((
-                format!("{}::regclass", s.literal),
-                format!("{}::regclass", quote_literal(&new_q)),
+    fn index_q(&self, name: &str) -> String {
+        qualified(self.ctx.target_schema, name)
+    }
+
+    /// Owned sequences: new names for a renamed table, the literal that the
+    /// column defaults use to reach them, and the CREATE of those that are
+    /// not identities.
+    fn sequences(&mut self) {
+        let def = self.def;
+        for s in &def.sequences {
+            let new = self.rel_name(&s.name);
+            let schema = if self.is_renamed {
+                self.ctx.target_schema
+            } else {
+                s.schema.as_str()
+            };
+            let new_q = qualified(schema, &new);
+            if self.is_renamed {
+                self.default_rewrites.push((
+                    format!("{}::regclass", s.literal),
+                    format!("{}::regclass", quote_literal(&new_q)),
+                ));
+            }
+            self.seq_names.insert(s.name.clone(), new_q);
+        }
+        for s in def.sequences.iter().filter(|s| !s.identity) {
+            let unlogged = if s.persistence == "u" {
+                "UNLOGGED "
+            } else {
+                ""
+            };
+            self.out.pre_data.push(format!(
+                "CREATE {unlogged}SEQUENCE {} AS {} {}",
+                self.seq_names[&s.name],
+                s.type_sql,
+                sequence_options(s)
             ));
         }
-        seq_names.insert(s.name.clone(), new_q);
     }
-    for s in def.sequences.iter().filter(|s| !s.identity) {
-        let unlogged = if s.persistence == "u" {
+
+    /// The column list and checks of CREATE TABLE.
+    fn table_items(&mut self) -> Vec<String> {
+        let (def, ctx) = (self.def, self.ctx);
+        let mut items: Vec<String> = Vec::new();
+        for c in &def.columns {
+            if c.generated.is_none() {
+                self.out.copy_columns.push(c.name.clone());
+            }
+            // An inheritance child takes inherited columns from its parents.
+            if !self.inherits.is_empty() && !c.is_local {
+                continue;
+            }
+            items.push(column_sql(
+                c,
+                def,
+                &self.seq_names,
+                &self.default_rewrites,
+                ctx.standalone,
+            ));
+        }
+        if ctx.constraints {
+            // A partition must carry its parent's checks before it is attached; an
+            // inheritance child gets them from INHERITS.
+            let checks = def
+                .constraints
+                .iter()
+                .filter(|c| c.kind == "c" && c.validated);
+            for con in
+                checks.filter(|c| c.is_local || self.partition_of.is_some() || ctx.standalone)
+            {
+                items.push(format!(
+                    "CONSTRAINT {} {}",
+                    quote_ident(&self.con_name(&con.name)),
+                    con.def
+                ));
+                self.out.counts.constraints += 1;
+            }
+        }
+        items
+    }
+
+    fn create_table(&mut self) {
+        let def = self.def;
+        let items = self.table_items();
+        let unlogged = if def.persistence == "u" {
             "UNLOGGED "
         } else {
             ""
         };
-        out.pre_data.push(format!(
-            "CREATE {unlogged}SEQUENCE {} AS {} {}",
-            seq_names[&s.name],
-            s.type_sql,
-            sequence_options(s)
-        ));
+        let tq = &self.tq;
+        let mut create = match &def.of_type {
+            // A typed table takes its columns from the type; only its
+            // constraints are listed, and NOT NULL is set column by column below.
+            Some(ty) => {
+                let checks: Vec<&str> = items
+                    .iter()
+                    .filter(|i| i.starts_with("CONSTRAINT "))
+                    .map(|i| i.as_str())
+                    .collect();
+                let list = if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (\n    {}\n)", checks.join(",\n    "))
+                };
+                format!("CREATE {unlogged}TABLE {tq} OF {ty}{list}")
+            }
+            None => format!(
+                "CREATE {unlogged}TABLE {tq} (\n    {}\n)",
+                items.join(",\n    ")
+            ),
+        };
+        if !self.inherits.is_empty() {
+            create.push_str(&format!(" INHERITS ({})", self.inherits.join(", ")));
+        }
+        if let Some(key) = def.partkey.as_ref().filter(|_| def.relkind == "p") {
+            create.push_str(&format!(" PARTITION BY {key}"));
+        }
+        if let Some(am) = def.access_method.as_deref().filter(|am| *am != "heap") {
+            create.push_str(&format!(" USING {}", quote_ident(am)));
+        }
+        let mut with: Vec<String> = def.reloptions.iter().map(|o| reloption(o, "")).collect();
+        with.extend(def.toast_reloptions.iter().map(|o| reloption(o, "toast.")));
+        if !with.is_empty() {
+            create.push_str(&format!(" WITH ({})", with.join(", ")));
+        }
+        self.out.pre_data.push(create);
+        if let (Some(parent), Some(bound)) = (self.partition_of, def.partition_bound.as_ref()) {
+            self.out.pre_data.push(format!(
+                "ALTER TABLE ONLY {parent} ATTACH PARTITION {tq} {bound}"
+            ));
+        }
+        if let Some(ts) = &def.tablespace {
+            self.out.notices.push(format!(
+                "tablespace \"{ts}\" of the source is not carried over; the clone uses the target's default"
+            ));
+        }
     }
 
-    // CREATE TABLE
-    let mut items: Vec<String> = Vec::new();
-    for c in &def.columns {
-        if c.generated.is_none() {
-            out.copy_columns.push(c.name.clone());
-        }
-        // An inheritance child takes inherited columns from its parents.
-        if !inherits.is_empty() && !c.is_local {
-            continue;
-        }
-        items.push(column_sql(
-            c,
-            def,
-            &seq_names,
-            &default_rewrites,
-            ctx.standalone,
-        ));
-    }
-    if ctx.constraints {
-        // A partition must carry its parent's checks before it is attached; an
-        // inheritance child gets them from INHERITS.
-        let checks = def
-            .constraints
-            .iter()
-            .filter(|c| c.kind == "c" && c.validated);
-        for con in checks.filter(|c| c.is_local || partition_of.is_some() || ctx.standalone) {
-            items.push(format!(
-                "CONSTRAINT {} {}",
-                quote_ident(&con_name(&con.name)),
-                con.def
-            ));
-            out.counts.constraints += 1;
-        }
-    }
-    let unlogged = if def.persistence == "u" {
-        "UNLOGGED "
-    } else {
-        ""
-    };
-    let mut create = match &def.of_type {
-        // A typed table takes its columns from the type; only its
-        // constraints are listed, and NOT NULL is set column by column below.
-        Some(ty) => {
-            let checks: Vec<&str> = items
+    /// Per-column settings after CREATE TABLE, and the column defaults.
+    fn column_settings(&mut self) {
+        let (def, ctx, tq) = (self.def, self.ctx, &self.tq);
+        let out = &mut self.out;
+        for c in &def.columns {
+            let col = format!(
+                "ALTER TABLE ONLY {tq} ALTER COLUMN {}",
+                quote_ident(&c.name)
+            );
+            if def.of_type.is_some() && c.not_null {
+                out.pre_data.push(format!("{col} SET NOT NULL"));
+            }
+            if def.of_type.is_some() && ctx.standalone && c.generated.is_none() {
+                if let Some(d) = &c.default {
+                    out.pre_data.push(format!(
+                        "{col} SET DEFAULT {}",
+                        rewrite(d, &self.default_rewrites)
+                    ));
+                }
+            }
+            if let Some(w) = c.storage.as_deref().and_then(storage_word) {
+                out.pre_data.push(format!("{col} SET STORAGE {w}"));
+            }
+            // Values the source keeps uncompressed go in as they are; the
+            // column's own storage comes back once the data is in.
+            if c.load_external && c.attstorage == "x" && def.relkind == "r" {
+                out.pre_data.push(format!("{col} SET STORAGE EXTERNAL"));
+                self.storage_back
+                    .push(format!("{col} SET STORAGE EXTENDED"));
+            }
+            if let Some(n) = c.stattarget {
+                out.pre_data.push(format!("{col} SET STATISTICS {n}"));
+            }
+            let list: Vec<String> = c
+                .options
                 .iter()
-                .filter(|i| i.starts_with("CONSTRAINT "))
-                .map(|i| i.as_str())
+                .flatten()
+                .filter(|o| !server_kept_option(o))
+                .map(|o| reloption(o, ""))
                 .collect();
-            let list = if checks.is_empty() {
-                String::new()
-            } else {
-                format!(" (\n    {}\n)", checks.join(",\n    "))
-            };
-            format!("CREATE {unlogged}TABLE {tq} OF {ty}{list}")
+            if !list.is_empty() {
+                out.pre_data
+                    .push(format!("{col} SET ({})", list.join(", ")));
+            }
+            match c.compression.as_deref() {
+                Some("p") => out.pre_data.push(format!("{col} SET COMPRESSION pglz")),
+                Some("l") => out.pre_data.push(format!("{col} SET COMPRESSION lz4")),
+                _ => {}
+            }
+            // Defaults wait until every function and sequence exists, as in pg_dump:
+            // that is what breaks a table ↔ function cycle.
+            if !ctx.standalone && c.generated.is_none() {
+                if let Some(d) = &c.default {
+                    out.defaults.push(format!(
+                        "{col} SET DEFAULT {}",
+                        rewrite(d, &self.default_rewrites)
+                    ));
+                }
+            }
         }
-        None => format!(
-            "CREATE {unlogged}TABLE {tq} (\n    {}\n)",
-            items.join(",\n    ")
-        ),
-    };
-    if !inherits.is_empty() {
-        create.push_str(&format!(" INHERITS ({})", inherits.join(", ")));
-    }
-    if let Some(key) = def.partkey.as_ref().filter(|_| def.relkind == "p") {
-        create.push_str(&format!(" PARTITION BY {key}"));
-    }
-    if let Some(am) = def.access_method.as_deref().filter(|am| *am != "heap") {
-        create.push_str(&format!(" USING {}", quote_ident(am)));
-    }
-    let mut with: Vec<String> = def.reloptions.iter().map(|o| reloption(o, "")).collect();
-    with.extend(def.toast_reloptions.iter().map(|o| reloption(o, "toast.")));
-    if !with.is_empty() {
-        create.push_str(&format!(" WITH ({})", with.join(", ")));
-    }
-    out.pre_data.push(create);
-    if let (Some(parent), Some(bound)) = (partition_of, def.partition_bound.as_ref()) {
-        out.pre_data.push(format!(
-            "ALTER TABLE ONLY {parent} ATTACH PARTITION {tq} {bound}"
-        ));
-    }
-    if let Some(ts) = &def.tablespace {
-        out.notices.push(format!(
-            "tablespace \"{ts}\" of the source is not carried over; the clone uses the target's default"
-        ));
-    }
-
-    for c in &def.columns {
-        let col = format!(
-            "ALTER TABLE ONLY {tq} ALTER COLUMN {}",
-            quote_ident(&c.name)
-        );
-        if def.of_type.is_some() && c.not_null {
-            out.pre_data.push(format!("{col} SET NOT NULL"));
-        }
-        if def.of_type.is_some() && ctx.standalone && c.generated.is_none() {
-            if let Some(d) = &c.default {
+        for s in def.sequences.iter().filter(|s| !s.identity) {
+            if let Some(col) = def.columns.iter().find(|c| c.attnum == s.column) {
                 out.pre_data.push(format!(
-                    "{col} SET DEFAULT {}",
-                    rewrite(d, &default_rewrites)
-                ));
-            }
-        }
-        if let Some(w) = c.storage.as_deref().and_then(storage_word) {
-            out.pre_data.push(format!("{col} SET STORAGE {w}"));
-        }
-        if let Some(n) = c.stattarget {
-            out.pre_data.push(format!("{col} SET STATISTICS {n}"));
-        }
-        let list: Vec<String> = c
-            .options
-            .iter()
-            .flatten()
-            .filter(|o| !server_kept_option(o))
-            .map(|o| reloption(o, ""))
-            .collect();
-        if !list.is_empty() {
-            out.pre_data
-                .push(format!("{col} SET ({})", list.join(", ")));
-        }
-        match c.compression.as_deref() {
-            Some("p") => out.pre_data.push(format!("{col} SET COMPRESSION pglz")),
-            Some("l") => out.pre_data.push(format!("{col} SET COMPRESSION lz4")),
-            _ => {}
-        }
-        // Defaults wait until every function and sequence exists, as in pg_dump:
-        // that is what breaks a table ↔ function cycle.
-        if !ctx.standalone && c.generated.is_none() {
-            if let Some(d) = &c.default {
-                out.defaults.push(format!(
-                    "{col} SET DEFAULT {}",
-                    rewrite(d, &default_rewrites)
+                    "ALTER SEQUENCE {} OWNED BY {tq}.{}",
+                    self.seq_names[&s.name],
+                    quote_ident(&col.name)
                 ));
             }
         }
     }
-    for s in def.sequences.iter().filter(|s| !s.identity) {
-        if let Some(col) = def.columns.iter().find(|c| c.attnum == s.column) {
-            out.pre_data.push(format!(
-                "ALTER SEQUENCE {} OWNED BY {tq}.{}",
-                seq_names[&s.name],
-                quote_ident(&col.name)
+
+    /// The owner right after the table, as pg_dump does: from here on the
+    /// server runs the table's index expressions (and the clone runs its
+    /// COPY) as the owner, not as the caller.
+    fn owner(&mut self) {
+        let def = self.def;
+        self.owner_ok = (self.ctx.role_exists)(&def.owner);
+        self.owner_assignable = self.owner_ok && (self.ctx.can_own)(&def.owner);
+        if self.owner_assignable {
+            self.out.pre_data.push(format!(
+                "ALTER TABLE {} OWNER TO {}",
+                self.tq,
+                quote_ident(&def.owner)
             ));
+            self.out.owner = Some(def.owner.clone());
         }
     }
 
-    // The owner right after the table, as pg_dump does: from here on the
-    // server runs the table's index expressions (and the clone runs its
-    // COPY) as the owner, not as the caller.
-    let owner_ok = (ctx.role_exists)(&def.owner);
-    let owner_assignable = owner_ok && (ctx.can_own)(&def.owner);
-    if owner_assignable {
-        out.pre_data.push(format!(
-            "ALTER TABLE {tq} OWNER TO {}",
-            quote_ident(&def.owner)
-        ));
-        out.owner = Some(def.owner.clone());
+    /// Parallel builds: plain tables only (a partition's keys attach to its
+    /// parent's, which USING INDEX cannot do).
+    fn builds_allowed(&self) -> bool {
+        self.def.relkind == "r" && self.partition_of.is_none()
     }
 
-    // ---- post-data: keys and indexes ----
-    let mut index_names: HashMap<String, String> = HashMap::new();
-    let index_q = |name: &str| qualified(ctx.target_schema, name);
-    // Parallel builds: plain tables only (a partition's keys attach to its
-    // parent's, which USING INDEX cannot do).
-    let mut builds = (def.relkind == "r" && partition_of.is_none()).then(KeyBuilds::default);
-    if ctx.constraints {
+    /// A partition's index joined to its parent's, once both exist.
+    fn attach_index(&mut self, parent: Option<&String>, name: &str) {
+        if let Some(parent) = parent.filter(|_| self.partition_of.is_some()) {
+            let sql = format!(
+                "ALTER INDEX {parent} ATTACH PARTITION {}",
+                self.index_q(name)
+            );
+            self.out.attach.push(sql);
+        }
+    }
+
+    /// Primary keys, unique and exclusion constraints.
+    fn keys(&mut self) {
+        if !self.ctx.constraints {
+            return;
+        }
+        let def = self.def;
+        let mut builds = self.builds_allowed().then(KeyBuilds::default);
         for con in def
             .constraints
             .iter()
             .filter(|c| matches!(c.kind.as_str(), "p" | "u" | "x"))
         {
             // The backing index takes the constraint's name, so it is a relation name.
-            let name = rel_name(&con.name);
+            let name = self.rel_name(&con.name);
+            let tq = &self.tq;
             let add = format!(
                 "ALTER TABLE ONLY {tq} ADD CONSTRAINT {} {}",
                 quote_ident(&name),
                 con.def
             );
             if let Some(b) = builds.as_mut() {
-                match using_index(con, &name, &tq) {
+                match using_index(con, &name, tq) {
                     Some((create, attach)) => {
                         b.builds.push(vec![create]);
                         b.after.push(attach);
@@ -408,80 +528,83 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
                     None => b.builds.push(vec![add.clone()]),
                 }
             }
-            out.keys.push(add);
-            if let Some(parent) = con.parent_index.as_ref().filter(|_| partition_of.is_some()) {
-                out.attach.push(format!(
-                    "ALTER INDEX {parent} ATTACH PARTITION {}",
-                    index_q(&name)
-                ));
-            }
-            index_names.insert(con.name.clone(), name);
-            out.counts.constraints += 1;
-            out.counts.indexes += 1;
+            self.out.keys.push(add);
+            self.attach_index(con.parent_index.as_ref(), &name);
+            self.index_names.insert(con.name.clone(), name);
+            self.out.counts.constraints += 1;
+            self.out.counts.indexes += 1;
         }
-    }
-    if ctx.indexes {
-        for idx in &def.indexes {
-            let name = rel_name(&idx.name);
-            let sql = replace_name_after(&idx.def, "INDEX", &[], &quote_ident(&name))
-                .and_then(|s| replace_name_after(&s, "ON", &["ONLY"], &tq));
-            let Some(sql) = sql else {
-                out.notices.push(format!(
-                    "index \"{}\" has a definition pgclone cannot read; skipped",
-                    idx.name
-                ));
-                continue;
-            };
-            out.keys.push(sql.clone());
-            let mut group = vec![sql];
-            for (col, target) in idx.stats.iter().flatten() {
-                let stat = format!(
-                    "ALTER INDEX {} ALTER COLUMN {col} SET STATISTICS {target}",
-                    index_q(&name)
-                );
-                out.keys.push(stat.clone());
-                group.push(stat);
-            }
-            if let Some(b) = builds.as_mut() {
-                b.builds.push(group);
-            }
-            if let Some(parent) = idx.parent_index.as_ref().filter(|_| partition_of.is_some()) {
-                out.attach.push(format!(
-                    "ALTER INDEX {parent} ATTACH PARTITION {}",
-                    index_q(&name)
-                ));
-            }
-            index_names.insert(idx.name.clone(), name);
-            out.counts.indexes += 1;
-        }
+        self.out.key_builds = builds;
     }
 
-    out.key_builds = builds.filter(|b| !b.builds.is_empty());
+    fn indexes(&mut self) {
+        let def = self.def;
+        if self.ctx.indexes {
+            for idx in &def.indexes {
+                let name = self.rel_name(&idx.name);
+                let sql = replace_name_after(&idx.def, "INDEX", &[], &quote_ident(&name))
+                    .and_then(|s| replace_name_after(&s, "ON", &["ONLY"], &self.tq));
+                let Some(sql) = sql else {
+                    self.out.notices.push(format!(
+                        "index \"{}\" has a definition pgclone cannot read; skipped",
+                        idx.name
+                    ));
+                    continue;
+                };
+                self.out.keys.push(sql.clone());
+                let mut group = vec![sql];
+                for (col, target) in idx.stats.iter().flatten() {
+                    let stat = format!(
+                        "ALTER INDEX {} ALTER COLUMN {col} SET STATISTICS {target}",
+                        self.index_q(&name)
+                    );
+                    self.out.keys.push(stat.clone());
+                    group.push(stat);
+                }
+                if self.builds_allowed() {
+                    self.out
+                        .key_builds
+                        .get_or_insert_with(KeyBuilds::default)
+                        .builds
+                        .push(group);
+                }
+                self.attach_index(idx.parent_index.as_ref(), &name);
+                self.index_names.insert(idx.name.clone(), name);
+                self.out.counts.indexes += 1;
+            }
+        }
+        let builds = self.out.key_builds.take();
+        self.out.key_builds = builds.filter(|b| !b.builds.is_empty());
+    }
 
-    // ---- post-data: foreign keys ----
-    let mut fk_done: Vec<&str> = Vec::new();
-    if ctx.constraints {
+    fn foreign_keys(&mut self) {
+        if !self.ctx.constraints {
+            return;
+        }
+        let def = self.def;
         for con in def.constraints.iter().filter(|c| c.kind == "f") {
             let def_sql = if con.self_ref {
-                replace_name_after(&con.def, "REFERENCES", &[], &tq)
+                replace_name_after(&con.def, "REFERENCES", &[], &self.tq)
             } else {
                 Some(con.def.clone())
             };
             let rs = con.ref_schema.as_deref().unwrap_or("");
             let rt = con.ref_table.as_deref().unwrap_or("");
             match def_sql {
-                Some(d) if con.self_ref || (ctx.table_exists)(rs, rt) => {
+                Some(d) if con.self_ref || (self.ctx.table_exists)(rs, rt) => {
                     // ONLY is refused for foreign keys on partitioned tables; a
                     // partitioned parent's key reaches its partitions by itself.
                     let only = if def.relkind == "p" { "" } else { "ONLY " };
-                    out.fks.push(format!(
-                        "ALTER TABLE {only}{tq} ADD CONSTRAINT {} {d}",
-                        quote_ident(&con_name(&con.name))
-                    ));
-                    fk_done.push(&con.name);
-                    out.counts.constraints += 1;
+                    let sql = format!(
+                        "ALTER TABLE {only}{} ADD CONSTRAINT {} {d}",
+                        self.tq,
+                        quote_ident(&self.con_name(&con.name))
+                    );
+                    self.out.fks.push(sql);
+                    self.fk_done.push(&con.name);
+                    self.out.counts.constraints += 1;
                 }
-                _ => out.notices.push(format!(
+                _ => self.out.notices.push(format!(
                     "foreign key \"{}\" skipped: the referenced table {} does not exist on the target",
                     con.name,
                     qualified(rs, rt)
@@ -490,84 +613,114 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         }
     }
 
-    // ---- post-data: the rest ----
-    let rest = &mut out.rest;
-    if ctx.constraints {
-        for con in def
-            .constraints
-            .iter()
-            .filter(|c| c.kind == "c" && !c.validated && c.is_local)
-        {
-            rest.push(format!(
-                "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
-                quote_ident(&con_name(&con.name)),
-                con.def
-            ));
-            out.counts.constraints += 1;
-        }
+    /// First after the data: the storage of columns loaded EXTERNAL.
+    fn restore_storage(&mut self) {
+        self.out.rest.append(&mut self.storage_back);
     }
-    if let Some(name) = def.cluster_index.as_ref().and_then(|i| index_names.get(i)) {
-        rest.push(format!("ALTER TABLE {tq} CLUSTER ON {}", quote_ident(name)));
-    }
-    match def.replident.as_str() {
-        "n" => rest.push(format!("ALTER TABLE ONLY {tq} REPLICA IDENTITY NOTHING")),
-        "f" => rest.push(format!("ALTER TABLE ONLY {tq} REPLICA IDENTITY FULL")),
-        "i" => {
-            if let Some(name) = def
-                .replident_index
-                .as_ref()
-                .and_then(|i| index_names.get(i))
+
+    /// Checks added NOT VALID, CLUSTER ON, replica identity.
+    fn late_constraints(&mut self) {
+        let def = self.def;
+        let tq = &self.tq;
+        let mut rest = Vec::new();
+        if self.ctx.constraints {
+            for con in def
+                .constraints
+                .iter()
+                .filter(|c| c.kind == "c" && !c.validated && c.is_local)
             {
                 rest.push(format!(
-                    "ALTER TABLE ONLY {tq} REPLICA IDENTITY USING INDEX {}",
-                    quote_ident(name)
+                    "ALTER TABLE {tq} ADD CONSTRAINT {} {}",
+                    quote_ident(&self.con_name(&con.name)),
+                    con.def
                 ));
+                self.out.counts.constraints += 1;
             }
         }
-        _ => {}
+        let index_name = |i: &Option<String>| i.as_ref().and_then(|i| self.index_names.get(i));
+        if let Some(name) = index_name(&def.cluster_index) {
+            rest.push(format!("ALTER TABLE {tq} CLUSTER ON {}", quote_ident(name)));
+        }
+        match def.replident.as_str() {
+            "n" => rest.push(format!("ALTER TABLE ONLY {tq} REPLICA IDENTITY NOTHING")),
+            "f" => rest.push(format!("ALTER TABLE ONLY {tq} REPLICA IDENTITY FULL")),
+            "i" => {
+                if let Some(name) = index_name(&def.replident_index) {
+                    rest.push(format!(
+                        "ALTER TABLE ONLY {tq} REPLICA IDENTITY USING INDEX {}",
+                        quote_ident(name)
+                    ));
+                }
+            }
+            _ => {}
+        }
+        self.out.rest.append(&mut rest);
     }
-    let mut trigger_done: Vec<&str> = Vec::new();
-    if ctx.triggers {
+
+    fn triggers(&mut self) {
+        if !self.ctx.triggers {
+            return;
+        }
+        let def = self.def;
+        let tq = &self.tq;
         for t in &def.triggers {
-            let Some(sql) = replace_name_after(&t.def, "ON", &[], &tq) else {
-                out.notices.push(format!(
+            let Some(sql) = replace_name_after(&t.def, "ON", &[], tq) else {
+                self.out.notices.push(format!(
                     "trigger \"{}\" has a definition pgclone cannot read; skipped",
                     t.name
                 ));
                 continue;
             };
-            rest.push(sql);
+            self.out.rest.push(sql);
             if let Some(state) = enable_state(&t.enabled, "TRIGGER") {
-                rest.push(format!("ALTER TABLE {tq} {state} {}", quote_ident(&t.name)));
+                self.out
+                    .rest
+                    .push(format!("ALTER TABLE {tq} {state} {}", quote_ident(&t.name)));
             }
-            trigger_done.push(&t.name);
-            out.counts.triggers += 1;
+            self.trigger_done.push(&t.name);
+            self.out.counts.triggers += 1;
         }
     }
-    // Row-level security is always carried: dropping it would widen access.
-    if def.rls_enabled {
-        rest.push(format!("ALTER TABLE {tq} ENABLE ROW LEVEL SECURITY"));
+
+    /// Row-level security is always carried: dropping it would widen access.
+    fn row_security(&mut self) {
+        let def = self.def;
+        let tq = &self.tq;
+        if def.rls_enabled {
+            self.out
+                .rest
+                .push(format!("ALTER TABLE {tq} ENABLE ROW LEVEL SECURITY"));
+        }
+        if def.rls_forced {
+            self.out
+                .rest
+                .push(format!("ALTER TABLE {tq} FORCE ROW LEVEL SECURITY"));
+        }
+        for p in &def.policies {
+            if let Some(sql) = self.policy(p) {
+                self.out.rest.push(sql);
+                self.policy_done.push(&p.name);
+                self.out.counts.policies += 1;
+            }
+        }
     }
-    if def.rls_forced {
-        rest.push(format!("ALTER TABLE {tq} FORCE ROW LEVEL SECURITY"));
-    }
-    let mut policy_done: Vec<&str> = Vec::new();
-    for p in &def.policies {
+
+    fn policy(&mut self, p: &Policy) -> Option<String> {
         let mut roles = Vec::new();
         for r in &p.roles {
-            if (ctx.role_exists)(r) {
+            if (self.ctx.role_exists)(r) {
                 roles.push(quote_ident(r));
             } else {
-                out.missing_roles.push(r.clone());
+                self.out.missing_roles.push(r.clone());
             }
         }
         if !p.roles.is_empty() && roles.is_empty() {
             // Never turn a policy for named roles into one for PUBLIC.
-            out.notices.push(format!(
+            self.out.notices.push(format!(
                 "policy \"{}\" skipped: none of its roles exist on the target",
                 p.name
             ));
-            continue;
+            return None;
         }
         let cmd = match p.cmd.as_str() {
             "r" => "SELECT",
@@ -577,8 +730,9 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
             _ => "ALL",
         };
         let mut sql = format!(
-            "CREATE POLICY {} ON {tq} AS {} FOR {cmd} TO {}",
+            "CREATE POLICY {} ON {} AS {} FOR {cmd} TO {}",
             quote_ident(&p.name),
+            self.tq,
             if p.permissive {
                 "PERMISSIVE"
             } else {
@@ -596,130 +750,130 @@ pub fn render(def: &TableDef, ctx: &RenderCtx) -> TableScript {
         if let Some(c) = &p.check {
             sql.push_str(&format!(" WITH CHECK ({c})"));
         }
-        rest.push(sql);
-        policy_done.push(&p.name);
-        out.counts.policies += 1;
+        Some(sql)
     }
 
-    // Comments
-    rest.extend(comment(&format!("TABLE {tq}"), &def.comment));
-    for c in &def.columns {
-        rest.extend(comment(
-            &format!("COLUMN {tq}.{}", quote_ident(&c.name)),
-            &c.comment,
-        ));
-    }
-    for con in &def.constraints {
-        let name = match con.kind.as_str() {
-            "p" | "u" | "x" => index_names.get(&con.name).cloned(),
-            "f" => fk_done
-                .contains(&con.name.as_str())
-                .then(|| con_name(&con.name)),
-            _ => (ctx.constraints && (con.is_local || partition_of.is_some() || ctx.standalone))
-                .then(|| con_name(&con.name)),
-        };
-        let Some(name) = name else { continue };
-        rest.extend(comment(
-            &format!("CONSTRAINT {} ON {tq}", quote_ident(&name)),
-            &con.comment,
-        ));
-        if let Some(idx) = index_names.get(&con.name) {
+    /// Comments on the table and on everything of it that was made.
+    fn comments(&mut self) {
+        let (def, ctx, tq) = (self.def, self.ctx, &self.tq);
+        let mut rest = Vec::new();
+        rest.extend(comment(&format!("TABLE {tq}"), &def.comment));
+        for c in &def.columns {
             rest.extend(comment(
-                &format!("INDEX {}", index_q(idx)),
-                &con.index_comment,
+                &format!("COLUMN {tq}.{}", quote_ident(&c.name)),
+                &c.comment,
             ));
         }
-    }
-    for idx in &def.indexes {
-        if let Some(name) = index_names.get(&idx.name) {
-            rest.extend(comment(&format!("INDEX {}", index_q(name)), &idx.comment));
+        for con in &def.constraints {
+            let name = match con.kind.as_str() {
+                "p" | "u" | "x" => self.index_names.get(&con.name).cloned(),
+                "f" => self
+                    .fk_done
+                    .contains(&con.name.as_str())
+                    .then(|| self.con_name(&con.name)),
+                _ => (ctx.constraints
+                    && (con.is_local || self.partition_of.is_some() || ctx.standalone))
+                    .then(|| self.con_name(&con.name)),
+            };
+            let Some(name) = name else { continue };
+            rest.extend(comment(
+                &format!("CONSTRAINT {} ON {tq}", quote_ident(&name)),
+                &con.comment,
+            ));
+            if let Some(idx) = self.index_names.get(&con.name) {
+                rest.extend(comment(
+                    &format!("INDEX {}", self.index_q(idx)),
+                    &con.index_comment,
+                ));
+            }
         }
-    }
-    for t in def
-        .triggers
-        .iter()
-        .filter(|t| trigger_done.contains(&t.name.as_str()))
-    {
-        rest.extend(comment(
-            &format!("TRIGGER {} ON {tq}", quote_ident(&t.name)),
-            &t.comment,
-        ));
-    }
-    for p in def
-        .policies
-        .iter()
-        .filter(|p| policy_done.contains(&p.name.as_str()))
-    {
-        rest.extend(comment(
-            &format!("POLICY {} ON {tq}", quote_ident(&p.name)),
-            &p.comment,
-        ));
-    }
-    for s in &def.sequences {
-        rest.extend(comment(
-            &format!("SEQUENCE {}", seq_names[&s.name]),
-            &s.comment,
-        ));
+        for idx in &def.indexes {
+            if let Some(name) = self.index_names.get(&idx.name) {
+                rest.extend(comment(
+                    &format!("INDEX {}", self.index_q(name)),
+                    &idx.comment,
+                ));
+            }
+        }
+        for t in def
+            .triggers
+            .iter()
+            .filter(|t| self.trigger_done.contains(&t.name.as_str()))
+        {
+            rest.extend(comment(
+                &format!("TRIGGER {} ON {tq}", quote_ident(&t.name)),
+                &t.comment,
+            ));
+        }
+        for p in def
+            .policies
+            .iter()
+            .filter(|p| self.policy_done.contains(&p.name.as_str()))
+        {
+            rest.extend(comment(
+                &format!("POLICY {} ON {tq}", quote_ident(&p.name)),
+                &p.comment,
+            ));
+        }
+        for s in &def.sequences {
+            rest.extend(comment(
+                &format!("SEQUENCE {}", self.seq_names[&s.name]),
+                &s.comment,
+            ));
+        }
+        self.out.rest.append(&mut rest);
     }
 
-    // Grants: a superuser's GRANT is recorded as the owner's, as on the source.
-    let mut missing = std::mem::take(&mut out.missing_roles);
-    if owner_ok && !owner_assignable {
-        out.notices.push(format!(
-            "the owner \"{}\" was not assigned: the calling role may not create objects for it",
-            def.owner
-        ));
-    } else if !owner_ok {
-        missing.push(def.owner.clone());
+    /// Grants: a superuser's GRANT is recorded as the owner's, as on the source.
+    fn grants(&mut self) {
+        let (def, ctx) = (self.def, self.ctx);
+        let mut missing = std::mem::take(&mut self.out.missing_roles);
+        if self.owner_ok && !self.owner_assignable {
+            self.out.notices.push(format!(
+                "the owner \"{}\" was not assigned: the calling role may not create objects for it",
+                def.owner
+            ));
+        } else if !self.owner_ok {
+            missing.push(def.owner.clone());
+        }
+        let owner = self.out.owner.as_deref();
+        let grants = &mut self.out.grants;
+        let table_obj = format!("TABLE {}", self.tq);
+        let mut acl = |obj: &str, column: Option<&str>, entries: &[AclEntry], null: bool| {
+            grants.extend(acl_statements(
+                obj,
+                column,
+                owner,
+                entries,
+                null,
+                ctx.role_exists,
+                &mut missing,
+            ));
+        };
+        acl(&table_obj, None, &def.acl, def.acl_null);
+        for c in &def.columns {
+            acl(&table_obj, Some(&c.name), &c.acl, false);
+        }
+        for s in &def.sequences {
+            let obj = format!("SEQUENCE {}", self.seq_names[&s.name]);
+            acl(&obj, None, &s.acl, s.acl_null);
+        }
+        missing.sort();
+        missing.dedup();
+        self.out.missing_roles = missing;
     }
-    let owner = out.owner.as_deref();
-    let grants = &mut out.grants;
-    let table_obj = format!("TABLE {tq}");
-    grants.extend(acl_statements(
-        &table_obj,
-        None,
-        owner,
-        &def.acl,
-        def.acl_null,
-        ctx.role_exists,
-        &mut missing,
-    ));
-    for c in &def.columns {
-        grants.extend(acl_statements(
-            &table_obj,
-            Some(&c.name),
-            owner,
-            &c.acl,
-            false,
-            ctx.role_exists,
-            &mut missing,
-        ));
+
+    fn sequence_positions(&mut self) {
+        for s in &self.def.sequences {
+            self.out.rest.push(format!(
+                "SELECT pg_catalog.setval({}, {}, {})",
+                quote_literal(&self.seq_names[&s.name]),
+                s.last_value,
+                s.is_called
+            ));
+            self.out.counts.sequences += 1;
+        }
     }
-    for s in &def.sequences {
-        let obj = format!("SEQUENCE {}", seq_names[&s.name]);
-        grants.extend(acl_statements(
-            &obj,
-            None,
-            owner,
-            &s.acl,
-            s.acl_null,
-            ctx.role_exists,
-            &mut missing,
-        ));
-    }
-    for s in &def.sequences {
-        out.rest.push(format!(
-            "SELECT pg_catalog.setval({}, {}, {})",
-            quote_literal(&seq_names[&s.name]),
-            s.last_value,
-            s.is_called
-        ));
-        out.counts.sequences += 1;
-    }
-    missing.sort();
-    missing.dedup();
-    out.missing_roles = missing;
-    out
 }
 
 fn rewrite(expr: &str, rewrites: &[(String, String)]) -> String {
@@ -1224,5 +1378,34 @@ mod unit {
             "{:?}",
             s.pre_data
         );
+    }
+
+    /// A column whose values the source keeps uncompressed is loaded with
+    /// EXTERNAL storage and given back EXTENDED before anything else after
+    /// the data, so the finished table is the source's.
+    #[test]
+    fn uncompressed_values_load_external_then_storage_comes_back() {
+        let mut t = table("public", "t");
+        t.columns.push(column(3, "body", "text"));
+        t.columns[2].load_external = true;
+        let exists = |_: &str| true;
+        let s = render(&t, &ctx("t", &exists));
+        let set = "ALTER TABLE ONLY \"public\".\"t\" ALTER COLUMN \"body\" SET STORAGE EXTERNAL";
+        let back = "ALTER TABLE ONLY \"public\".\"t\" ALTER COLUMN \"body\" SET STORAGE EXTENDED";
+        assert!(s.pre_data.iter().any(|q| q == set), "{:?}", s.pre_data);
+        assert_eq!(
+            s.rest.first().map(String::as_str),
+            Some(back),
+            "{:?}",
+            s.rest
+        );
+        // A column stored MAIN or PLAIN is left as it is.
+        t.columns[2].attstorage = "m".into();
+        let s = render(&t, &ctx("t", &exists));
+        assert!(!s
+            .pre_data
+            .iter()
+            .chain(&s.rest)
+            .any(|q| q.contains("\"body\" SET STORAGE")));
     }
 }
