@@ -86,203 +86,200 @@ fn is_ident_cont(c: char) -> bool {
 /// identifiers, dollar quotes and nested block comments are recognised as the
 /// server's scanner does, so nothing inside them is mistaken for structure.
 pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
-    let b: Vec<(usize, char)> = sql.char_indices().collect();
-    let n = b.len();
-    let at = |i: usize| if i < n { b[i].0 } else { sql.len() };
-    let ch = |i: usize| if i < n { Some(b[i].1) } else { None };
+    let mut lx = Lexer {
+        sql,
+        b: sql.char_indices().collect(),
+        i: 0,
+    };
     let mut toks = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let c = b[i].1;
-        let start = at(i);
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        if c == '-' && ch(i + 1) == Some('-') {
-            // The server's scanner ends a comment at a carriage return too.
-            while i < n && b[i].1 != '\n' && b[i].1 != '\r' {
-                i += 1;
-            }
-            continue;
-        }
-        if c == '/' && ch(i + 1) == Some('*') {
-            let mut depth = 1;
-            i += 2;
-            while depth > 0 {
-                match (ch(i), ch(i + 1)) {
-                    (None, _) => return Err(LexError::Unterminated("comment")),
-                    (Some('/'), Some('*')) => {
-                        depth += 1;
-                        i += 2
-                    }
-                    (Some('*'), Some('/')) => {
-                        depth -= 1;
-                        i += 2
-                    }
-                    _ => i += 1,
-                }
-            }
-            continue;
-        }
-        // E'...' / e'...' strings with backslash escapes
-        if (c == 'E' || c == 'e') && ch(i + 1) == Some('\'') {
-            i += 2;
-            loop {
-                match ch(i) {
-                    None => return Err(LexError::Unterminated("string literal")),
-                    Some('\\') => i += 2,
-                    Some('\'') if ch(i + 1) == Some('\'') => i += 2,
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    _ => i += 1,
-                }
-            }
-            toks.push(Token {
-                kind: Tok::Str,
-                start,
-                end: at(i),
-            });
-            continue;
-        }
-        if c == '\'' {
-            i += 1;
-            loop {
-                match ch(i) {
-                    None => return Err(LexError::Unterminated("string literal")),
-                    Some('\'') if ch(i + 1) == Some('\'') => i += 2,
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    _ => i += 1,
-                }
-            }
-            toks.push(Token {
-                kind: Tok::Str,
-                start,
-                end: at(i),
-            });
-            continue;
-        }
-        if c == '"' {
-            i += 1;
-            loop {
-                match ch(i) {
-                    None => return Err(LexError::Unterminated("quoted identifier")),
-                    Some('"') if ch(i + 1) == Some('"') => i += 2,
-                    Some('"') => {
-                        i += 1;
-                        break;
-                    }
-                    _ => i += 1,
-                }
-            }
-            toks.push(Token {
-                kind: Tok::QuotedIdent,
-                start,
-                end: at(i),
-            });
-            continue;
-        }
-        if c == '$' {
-            // $1 parameter, or $tag$ ... $tag$ dollar quote
-            if ch(i + 1).is_some_and(|d| d.is_ascii_digit()) {
-                i += 1;
-                while ch(i).is_some_and(|d| d.is_ascii_digit()) {
-                    i += 1;
-                }
-                toks.push(Token {
-                    kind: Tok::Param,
-                    start,
-                    end: at(i),
-                });
-                continue;
-            }
-            let mut j = i + 1;
-            while ch(j).is_some_and(|d| d != '$' && is_ident_cont(d)) {
-                j += 1;
-            }
-            if ch(j) == Some('$') {
-                let tag = &sql[start..at(j + 1)];
-                let body_start = at(j + 1);
-                match sql[body_start..].find(tag) {
-                    Some(off) => {
-                        let end = body_start + off + tag.len();
-                        toks.push(Token {
-                            kind: Tok::Str,
-                            start,
-                            end,
-                        });
-                        while i < n && at(i) < end {
-                            i += 1;
-                        }
-                        continue;
-                    }
-                    None => return Err(LexError::Unterminated("dollar-quoted string")),
-                }
-            }
-            toks.push(Token {
-                kind: Tok::Op,
-                start,
-                end: at(i + 1),
-            });
-            i += 1;
-            continue;
-        }
-        if is_ident_start(c) {
-            while ch(i).is_some_and(is_ident_cont) {
-                i += 1;
-            }
-            toks.push(Token {
-                kind: Tok::Word,
-                start,
-                end: at(i),
-            });
-            continue;
-        }
-        if c.is_ascii_digit() || (c == '.' && ch(i + 1).is_some_and(|d| d.is_ascii_digit())) {
-            while ch(i).is_some_and(|d| d.is_ascii_alphanumeric() || d == '.' || d == '_') {
-                i += 1;
-            }
-            toks.push(Token {
-                kind: Tok::Number,
-                start,
-                end: at(i),
-            });
-            continue;
-        }
-        if matches!(c, '(' | ')' | '[' | ']' | ',' | ';' | '.') {
-            toks.push(Token {
-                kind: Tok::Punct(c),
-                start,
-                end: at(i + 1),
-            });
-            i += 1;
-            continue;
-        }
-        // operator characters
-        while ch(i).is_some_and(|d| "+-*/<>=~!@#%^&|`?:".contains(d)) {
-            if ch(i) == Some('-') && ch(i + 1) == Some('-') {
-                break;
-            }
-            if ch(i) == Some('/') && ch(i + 1) == Some('*') {
-                break;
-            }
-            i += 1;
-        }
-        if at(i) == start {
-            i += 1; // any other character stands alone
-        }
-        toks.push(Token {
-            kind: Tok::Op,
-            start,
-            end: at(i),
-        });
+    while let Some(t) = lx.next_token()? {
+        toks.push(t);
     }
     Ok(toks)
+}
+
+/// The scanner's position in the text, by character.
+struct Lexer<'s> {
+    sql: &'s str,
+    b: Vec<(usize, char)>,
+    i: usize,
+}
+
+impl Lexer<'_> {
+    /// The byte offset of character `i` (the text's end past the last).
+    fn at(&self, i: usize) -> usize {
+        self.b.get(i).map_or(self.sql.len(), |c| c.0)
+    }
+
+    fn ch(&self, i: usize) -> Option<char> {
+        self.b.get(i).map(|c| c.1)
+    }
+
+    fn token(&self, kind: Tok, start: usize) -> Option<Token> {
+        Some(Token {
+            kind,
+            start,
+            end: self.at(self.i),
+        })
+    }
+
+    /// Past whitespace and comments; false at the end of the text.
+    fn skip_blanks(&mut self) -> Result<bool, LexError> {
+        loop {
+            match (self.ch(self.i), self.ch(self.i + 1)) {
+                (None, _) => return Ok(false),
+                (Some(c), _) if c.is_whitespace() => self.i += 1,
+                (Some('-'), Some('-')) => {
+                    // The server's scanner ends a comment at a carriage return too.
+                    while self.ch(self.i).is_some_and(|c| c != '\n' && c != '\r') {
+                        self.i += 1;
+                    }
+                }
+                (Some('/'), Some('*')) => self.block_comment()?,
+                _ => return Ok(true),
+            }
+        }
+    }
+
+    /// Past a `/* ... */` comment, which may nest.
+    fn block_comment(&mut self) -> Result<(), LexError> {
+        let mut depth = 1;
+        self.i += 2;
+        while depth > 0 {
+            match (self.ch(self.i), self.ch(self.i + 1)) {
+                (None, _) => return Err(LexError::Unterminated("comment")),
+                (Some('/'), Some('*')) => {
+                    depth += 1;
+                    self.i += 2
+                }
+                (Some('*'), Some('/')) => {
+                    depth -= 1;
+                    self.i += 2
+                }
+                _ => self.i += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Past the rest of a text quoted by `q` (the opening one is behind):
+    /// a doubled `q` stands for itself, and with `backslash` a backslash
+    /// escapes the next character.
+    fn quoted(&mut self, q: char, backslash: bool, what: &'static str) -> Result<(), LexError> {
+        loop {
+            match self.ch(self.i) {
+                None => return Err(LexError::Unterminated(what)),
+                Some('\\') if backslash => self.i += 2,
+                Some(c) if c == q && self.ch(self.i + 1) == Some(q) => self.i += 2,
+                Some(c) if c == q => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// `$1` (a parameter), `$tag$ ... $tag$` (a string), or a lone `$`.
+    fn dollar(&mut self, start: usize) -> Result<Option<Token>, LexError> {
+        let i = self.i;
+        if self.ch(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+            self.i += 1;
+            while self.ch(self.i).is_some_and(|d| d.is_ascii_digit()) {
+                self.i += 1;
+            }
+            return Ok(self.token(Tok::Param, start));
+        }
+        let mut j = i + 1;
+        while self.ch(j).is_some_and(|d| d != '$' && is_ident_cont(d)) {
+            j += 1;
+        }
+        if self.ch(j) == Some('$') {
+            let tag = &self.sql[start..self.at(j + 1)];
+            let body_start = self.at(j + 1);
+            let Some(off) = self.sql[body_start..].find(tag) else {
+                return Err(LexError::Unterminated("dollar-quoted string"));
+            };
+            let end = body_start + off + tag.len();
+            while self.i < self.b.len() && self.at(self.i) < end {
+                self.i += 1;
+            }
+            return Ok(Some(Token {
+                kind: Tok::Str,
+                start,
+                end,
+            }));
+        }
+        self.i += 1;
+        Ok(self.token(Tok::Op, start))
+    }
+
+    /// A run of operator characters (up to a comment's start), or any other
+    /// character alone.
+    fn operator(&mut self, start: usize) -> Option<Token> {
+        while let Some(d) = self.ch(self.i) {
+            let next = self.ch(self.i + 1);
+            if !"+-*/<>=~!@#%^&|`?:".contains(d)
+                || (d == '-' && next == Some('-'))
+                || (d == '/' && next == Some('*'))
+            {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.at(self.i) == start {
+            self.i += 1;
+        }
+        self.token(Tok::Op, start)
+    }
+
+    fn next_token(&mut self) -> Result<Option<Token>, LexError> {
+        if !self.skip_blanks()? {
+            return Ok(None);
+        }
+        let i = self.i;
+        let start = self.at(i);
+        let (c, next) = (self.b[i].1, self.ch(i + 1));
+        Ok(match c {
+            // E'...' / e'...' strings with backslash escapes
+            'E' | 'e' if next == Some('\'') => {
+                self.i += 2;
+                self.quoted('\'', true, "string literal")?;
+                self.token(Tok::Str, start)
+            }
+            '\'' => {
+                self.i += 1;
+                self.quoted('\'', false, "string literal")?;
+                self.token(Tok::Str, start)
+            }
+            '"' => {
+                self.i += 1;
+                self.quoted('"', false, "quoted identifier")?;
+                self.token(Tok::QuotedIdent, start)
+            }
+            '$' => self.dollar(start)?,
+            c if is_ident_start(c) => {
+                while self.ch(self.i).is_some_and(is_ident_cont) {
+                    self.i += 1;
+                }
+                self.token(Tok::Word, start)
+            }
+            c if c.is_ascii_digit() || (c == '.' && next.is_some_and(|d| d.is_ascii_digit())) => {
+                while self
+                    .ch(self.i)
+                    .is_some_and(|d| d.is_ascii_alphanumeric() || d == '.' || d == '_')
+                {
+                    self.i += 1;
+                }
+                self.token(Tok::Number, start)
+            }
+            '(' | ')' | '[' | ']' | ',' | ';' | '.' => {
+                self.i += 1;
+                self.token(Tok::Punct(c), start)
+            }
+            _ => self.operator(start),
+        })
+    }
 }
 
 /// A caller's row filter must be one expression that cannot step outside the

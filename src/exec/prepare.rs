@@ -13,7 +13,7 @@ use pgclone_core::options::Conflict;
 use pgclone_core::plan::assemble::{
     assemble, before_event_triggers, is_user_schema, matches_any, Ask, Counts, Facts, What,
 };
-use pgclone_core::plan::units::{build, Plan, Settings, SplitBasis};
+use pgclone_core::plan::units::{build, Plan, PlanInput, Settings, SplitBasis};
 use pgclone_core::request::Spec;
 use pgclone_core::sqltext::{check_filter, qualified, quote_ident};
 use std::collections::HashSet;
@@ -369,218 +369,258 @@ pub fn settings(spec: &Spec, one_transaction: bool) -> Settings {
 /// Read the source (in the snapshot `src` holds), settle conflicts on the
 /// target, render and plan. `in_job`: the plan runs as a job, which commits
 /// unit by unit; otherwise in the current transaction.
+/// What reading a clone gathers besides the inventory.
+#[derive(Default)]
+struct Gathered {
+    notices: Vec<String>,
+    made: Vec<Made>,
+    /// Run once the clone has succeeded (dropping what it replaced).
+    on_success: Vec<String>,
+    facts: Facts,
+}
+
+/// What a clone reads and how its summary names it, or (a table that exists,
+/// with conflict skip) why there is nothing to do.
+type Scoped = std::result::Result<(Inventory, String), (String, String)>;
+
 pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> {
-    let opts = &spec.options;
-    let mut notices: Vec<String> = Vec::new();
-    let mut made: Vec<Made> = Vec::new();
-    let mut on_success: Vec<String> = Vec::new();
-    let mut facts = Facts {
-        extensions_there: target::installed_extensions(),
-        ..Facts::default()
+    let mut g = Gathered {
+        facts: Facts {
+            extensions_there: target::installed_extensions(),
+            ..Facts::default()
+        },
+        ..Gathered::default()
     };
-    let (inv, what) = if spec.what == What::Table {
-        let schema = spec.schema.as_deref().unwrap_or_default();
-        let table = spec.table.as_deref().unwrap_or_default();
-        let target_name = spec.target_table.as_deref().unwrap_or(table);
-        if schema.is_empty() || table.is_empty() || target_name.is_empty() {
-            return Err(CloneError::InvalidOptions(
-                "schema and table names must not be empty".into(),
-            ));
-        }
-        if let Some(f) = &opts.where_ {
-            check_filter(f).map_err(CloneError::InvalidFilter)?;
-        }
-        let mut def = catalog::one_table(src, schema, table)?;
-        if let Some(cols) = &opts.columns {
-            let dropped = def
-                .restrict_columns(cols)
-                .map_err(CloneError::UndefinedColumn)?;
-            if !dropped.is_empty() {
-                notices.push(format!(
-                    "left out because they read columns that are not cloned: {}",
-                    dropped.join(", ")
-                ));
-            }
-        }
-        if def.is_partition || def.inherits {
-            notices.push(format!(
-                "{} is a child of another table on the source; it is cloned as a stand-alone table",
-                qualified(&def.schema, &def.name)
-            ));
-        }
-        if let Some(f) = &opts.where_ {
-            let probe = format!(
-                "SELECT 1 FROM ONLY {} WHERE (\n{f}\n)",
-                qualified(&def.schema, &def.name)
-            );
-            src.prepare_only(&probe)
-                .map_err(|e| crate::conn::filter_fault(e, true))?;
-        }
-        let what = format!(
-            "table {} cloned to {}",
-            qualified(schema, table),
-            qualified(schema, target_name)
-        );
-        if let Some(skip) = settle_table(
-            spec,
-            schema,
-            target_name,
-            in_job,
-            &mut made,
-            &mut on_success,
-            &mut notices,
-        )? {
+    let scoped = if spec.what == What::Table {
+        table_scope(src, spec, in_job, &mut g)?
+    } else {
+        Ok(schemas_scope(src, spec, in_job, &mut g)?)
+    };
+    let (inv, what) = match scoped {
+        Ok(s) => s,
+        Err((what, skip)) => {
             return Ok(Prepared {
                 plan: Plan::default(),
                 undo: Vec::new(),
-                notices,
+                notices: g.notices,
                 counts: Counts::default(),
                 what,
                 skipped: Some(skip),
-            });
+            })
         }
-        if target::schema_exists(schema) {
-            facts.schemas_there.insert(schema.to_string());
-        }
-        facts.relations_taken = target::relation_names(schema);
-        for c in def.constraints.iter().filter(|c| c.kind == "f") {
-            if let (Some(s), Some(t)) = (&c.ref_schema, &c.ref_table) {
-                if target::relation(s, t).is_some_and(|(_, k)| k == "r" || k == "p") {
-                    facts.tables_there.insert((s.clone(), t.clone()));
-                }
-            }
-        }
-        let schema_obj = pgclone_core::catalog::objects::SchemaObj {
-            oid: 0,
-            name: schema.to_string(),
-            owner: target::current_role(),
-            acl: Vec::new(),
-            acl_null: true,
-            comment: None,
-        };
-        let table_key = format!("rel:{}", def.oid);
-        let mut inv = catalog::inventory(src, Scope::Table(Box::new(def)), What::Table, opts)?;
-        if !facts.schemas_there.contains(schema) {
-            // A table clone makes its schema when it is missing, owned by the caller.
-            inv.schemas.push(schema_obj);
-            inv.edges.push((table_key, "nsp:0".into()));
-            notices.push(format!(
-                "schema {} created on the target",
-                quote_ident(schema)
-            ));
-        }
-        (inv, what)
-    } else {
-        let names = schema_names(src, spec)?;
-        let settled = if spec.what == What::Functions {
-            Settled {
-                keep: names,
-                ..Settled::default()
-            }
-        } else {
-            settle_schemas(names, spec, in_job)?
-        };
-        made.extend(settled.made);
-        on_success.extend(settled.on_success);
-        notices.extend(settled.notices);
-        let inv = catalog::inventory(src, Scope::Schemas(&settled.keep), spec.what, opts)?;
-        facts.routines_there = routines_there(&settled.keep);
-        if spec.what == What::Functions {
-            for s in &settled.keep {
-                target::guard_write(s)?;
-            }
-        } else if opts.conflict == Conflict::Error {
-            clashes(&inv, &settled.existing, &facts.routines_there)?;
-        }
-        for s in &settled.keep {
-            if target::schema_exists(s) {
-                facts.schemas_there.insert(s.clone());
-            }
-        }
-        let what = match spec.what {
-            What::Database => "database cloned".to_string(),
-            What::Functions => format!(
-                "functions of schema {} cloned",
-                quote_ident(spec.schema.as_deref().unwrap_or_default())
-            ),
-            _ => format!(
-                "schema {} cloned",
-                quote_ident(spec.schema.as_deref().unwrap_or_default())
-            ),
-        };
-        (inv, what)
     };
-    role_facts(&inv, &mut facts);
+    role_facts(&inv, &mut g.facts);
     let ask = Ask {
         what: spec.what,
         include_data: spec.include_data,
-        options: opts,
+        options: &spec.options,
         same_major: same_major(src),
         target_name: spec.target_table.as_deref(),
         in_job,
     };
-    let mut assembled = assemble(inv, &facts, &ask).map_err(|stuck| {
+    let mut assembled = assemble(inv, &g.facts, &ask).map_err(|stuck| {
         CloneError::NotSupported(format!(
             "a dependency cycle pgclone cannot break among: {}",
             stuck.join(", ")
         ))
     })?;
-    // A table cut by key ranges needs the key's range.
     let set = settings(spec, !in_job);
-    let total: i64 = assembled
-        .input
-        .tables
-        .values()
-        .filter(|t| t.copy.is_some())
-        .map(|t| t.bytes)
-        .sum();
-    for t in assembled.input.tables.values_mut() {
-        let parts =
-            pgclone_core::plan::units::parts(t.bytes, total, set.workers, set.split_larger_than);
-        if parts < 2 {
-            continue;
-        }
-        let Some(source) = &t.copy else { continue };
-        if let SplitBasis::Key { column, .. } = &t.split {
-            // The key's range on the source (a renamed clone's table has its
-            // source name there).
-            let row = src.query_one(
-                &format!(
-                    "SELECT min({c})::int8, max({c})::int8 FROM ONLY {}",
-                    qualified(&source.schema, &source.table),
-                    c = quote_ident(column)
-                ),
-                &[],
-            )?;
-            let (min, max): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
-            t.split = match (min, max) {
-                (Some(min), Some(max)) => SplitBasis::Key {
-                    column: column.clone(),
-                    min,
-                    max,
-                },
-                _ => SplitBasis::None,
-            };
-        }
-    }
+    key_ranges(src, &mut assembled.input, &set)?;
     // What the clone replaced goes at the end, before the event triggers are
     // made (they would fire on the drop), in the same transaction as the
     // rest of the end: a job that fails before it still has it to give back.
     before_event_triggers(
         &mut assembled.input.last,
         "what the clone replaced",
-        std::mem::take(&mut on_success),
+        std::mem::take(&mut g.on_success),
     );
     let plan = build(std::mem::take(&mut assembled.input), &set);
     give_back_freed_memory();
-    notices.extend(std::mem::take(&mut assembled.notices));
-    made.extend(assembled.made);
+    g.notices.extend(std::mem::take(&mut assembled.notices));
+    g.made.extend(assembled.made);
     Ok(Prepared {
         plan,
-        undo: undo_list(&made),
-        notices,
+        undo: undo_list(&g.made),
+        notices: g.notices,
         counts: assembled.counts,
         what,
         skipped: None,
     })
+}
+
+/// A table clone: the table read by name (its columns narrowed, its filter
+/// checked on the source), its conflict settled, and its schema made when
+/// the target lacks it.
+fn table_scope(src: &SourceConn, spec: &Spec, in_job: bool, g: &mut Gathered) -> Result<Scoped> {
+    let opts = &spec.options;
+    let schema = spec.schema.as_deref().unwrap_or_default();
+    let table = spec.table.as_deref().unwrap_or_default();
+    let target_name = spec.target_table.as_deref().unwrap_or(table);
+    if schema.is_empty() || table.is_empty() || target_name.is_empty() {
+        return Err(CloneError::InvalidOptions(
+            "schema and table names must not be empty".into(),
+        ));
+    }
+    if let Some(f) = &opts.where_ {
+        check_filter(f).map_err(CloneError::InvalidFilter)?;
+    }
+    let mut def = catalog::one_table(src, schema, table)?;
+    if let Some(cols) = &opts.columns {
+        let dropped = def
+            .restrict_columns(cols)
+            .map_err(CloneError::UndefinedColumn)?;
+        if !dropped.is_empty() {
+            g.notices.push(format!(
+                "left out because they read columns that are not cloned: {}",
+                dropped.join(", ")
+            ));
+        }
+    }
+    if def.is_partition || def.inherits {
+        g.notices.push(format!(
+            "{} is a child of another table on the source; it is cloned as a stand-alone table",
+            qualified(&def.schema, &def.name)
+        ));
+    }
+    if let Some(f) = &opts.where_ {
+        let probe = format!(
+            "SELECT 1 FROM ONLY {} WHERE (\n{f}\n)",
+            qualified(&def.schema, &def.name)
+        );
+        src.prepare_only(&probe)
+            .map_err(|e| crate::conn::filter_fault(e, true))?;
+    }
+    let what = format!(
+        "table {} cloned to {}",
+        qualified(schema, table),
+        qualified(schema, target_name)
+    );
+    let settled = settle_table(
+        spec,
+        schema,
+        target_name,
+        in_job,
+        &mut g.made,
+        &mut g.on_success,
+        &mut g.notices,
+    )?;
+    if let Some(skip) = settled {
+        return Ok(Err((what, skip)));
+    }
+    let facts = &mut g.facts;
+    if target::schema_exists(schema) {
+        facts.schemas_there.insert(schema.to_string());
+    }
+    facts.relations_taken = target::relation_names(schema);
+    for c in def.constraints.iter().filter(|c| c.kind == "f") {
+        if let (Some(s), Some(t)) = (&c.ref_schema, &c.ref_table) {
+            if target::relation(s, t).is_some_and(|(_, k)| k == "r" || k == "p") {
+                facts.tables_there.insert((s.clone(), t.clone()));
+            }
+        }
+    }
+    let table_key = format!("rel:{}", def.oid);
+    let mut inv = catalog::inventory(src, Scope::Table(Box::new(def)), What::Table, opts)?;
+    if !facts.schemas_there.contains(schema) {
+        // A table clone makes its schema when it is missing, owned by the caller.
+        inv.schemas.push(pgclone_core::catalog::objects::SchemaObj {
+            oid: 0,
+            name: schema.to_string(),
+            owner: target::current_role(),
+            acl: Vec::new(),
+            acl_null: true,
+            comment: None,
+        });
+        inv.edges.push((table_key, "nsp:0".into()));
+        g.notices.push(format!(
+            "schema {} created on the target",
+            quote_ident(schema)
+        ));
+    }
+    Ok(Ok((inv, what)))
+}
+
+/// A schema, database or functions clone: the schemas settled against the
+/// target's, then read whole.
+fn schemas_scope(
+    src: &SourceConn,
+    spec: &Spec,
+    in_job: bool,
+    g: &mut Gathered,
+) -> Result<(Inventory, String)> {
+    let opts = &spec.options;
+    let names = schema_names(src, spec)?;
+    let settled = if spec.what == What::Functions {
+        Settled {
+            keep: names,
+            ..Settled::default()
+        }
+    } else {
+        settle_schemas(names, spec, in_job)?
+    };
+    g.made.extend(settled.made);
+    g.on_success.extend(settled.on_success);
+    g.notices.extend(settled.notices);
+    let inv = catalog::inventory(src, Scope::Schemas(&settled.keep), spec.what, opts)?;
+    let facts = &mut g.facts;
+    facts.routines_there = routines_there(&settled.keep);
+    if spec.what == What::Functions {
+        for s in &settled.keep {
+            target::guard_write(s)?;
+        }
+    } else if opts.conflict == Conflict::Error {
+        clashes(&inv, &settled.existing, &facts.routines_there)?;
+    }
+    for s in &settled.keep {
+        if target::schema_exists(s) {
+            facts.schemas_there.insert(s.clone());
+        }
+    }
+    let schema = quote_ident(spec.schema.as_deref().unwrap_or_default());
+    let what = match spec.what {
+        What::Database => "database cloned".to_string(),
+        What::Functions => format!("functions of schema {schema} cloned"),
+        _ => format!("schema {schema} cloned"),
+    };
+    Ok((inv, what))
+}
+
+/// A table cut by key ranges needs the key's range on the source (a renamed
+/// clone's table has its source name there).
+fn key_ranges(src: &SourceConn, input: &mut PlanInput, set: &Settings) -> Result<()> {
+    let total: i64 = input
+        .tables
+        .values()
+        .filter(|t| t.copy.is_some())
+        .map(|t| t.bytes)
+        .sum();
+    for t in input.tables.values_mut() {
+        let parts =
+            pgclone_core::plan::units::parts(t.bytes, total, set.workers, set.split_larger_than);
+        if parts < 2 {
+            continue;
+        }
+        let Some(source) = &t.copy else { continue };
+        let SplitBasis::Key { column, .. } = &t.split else {
+            continue;
+        };
+        let row = src.query_one(
+            &format!(
+                "SELECT min({c})::int8, max({c})::int8 FROM ONLY {}",
+                qualified(&source.schema, &source.table),
+                c = quote_ident(column)
+            ),
+            &[],
+        )?;
+        let (min, max): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+        t.split = match (min, max) {
+            (Some(min), Some(max)) => SplitBasis::Key {
+                column: column.clone(),
+                min,
+                max,
+            },
+            _ => SplitBasis::None,
+        };
+    }
+    Ok(())
 }
