@@ -98,6 +98,9 @@ pub struct Index {
     /// For a partition's index: the parent's index it attaches to (qualified).
     #[serde(default)]
     pub parent_index: Option<String>,
+    /// Indexes an expression (ANALYZE gathers statistics for it).
+    #[serde(default)]
+    pub expression: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -405,6 +408,7 @@ mod unit {
             comment: None,
             stats: None,
             parent_index: None,
+            expression: false,
         });
         t.indexes.push(Index {
             name: "t_id_idx".into(),
@@ -413,6 +417,7 @@ mod unit {
             comment: None,
             stats: None,
             parent_index: None,
+            expression: false,
         });
         let notes = t
             .restrict_columns(&["id".into(), "note_len".into()])

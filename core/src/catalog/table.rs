@@ -248,7 +248,7 @@ pub fn indexes_sql() -> String {
         "SELECT i.indrelid::int8, json_agg(json_build_object(\
             'name', ic.relname, 'def', pg_get_indexdef(i.indexrelid), \
             'columns', ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[]) AS k UNION ALL {deps}) s WHERE k > 0), \
-            'comment', {comment}, \
+            'comment', {comment}, 'expression', i.indexprs IS NOT NULL, \
             'stats', (SELECT json_agg(json_build_array(ia.attnum, ia.attstattarget::int) ORDER BY ia.attnum) \
                       FROM pg_attribute ia WHERE ia.attrelid = i.indexrelid \
                         AND coalesce(ia.attstattarget::int, -1) >= 0), \

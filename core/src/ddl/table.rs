@@ -1098,6 +1098,7 @@ mod unit {
             comment: Some("expr".into()),
             stats: Some(vec![(1, 250)]),
             parent_index: None,
+            expression: true,
         }];
         t.triggers = vec![Trigger {
             name: "trg".into(),

@@ -4,7 +4,7 @@
 
 use super::units::{CopyStep, ObjectNode, PlanInput, Refresh, SplitBasis, TableNode};
 use super::{order, Node};
-use crate::catalog::Inventory;
+use crate::catalog::{Inventory, TableDef};
 use crate::copy::CopySource;
 use crate::ddl::objects::{self as render, ObjScript, Roles};
 use crate::ddl::table::{render as render_table, RenderCtx};
@@ -191,7 +191,6 @@ impl Nodes {
 /// Takes the inventory: each table's definition is dropped as soon as its
 /// node is made, so the two are never both whole in memory.
 pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assembled, Vec<String>> {
-    let opts = ask.options;
     let role_exists = |r: &str| facts.roles_there.contains(r);
     let can_own = |r: &str| facts.can_own.contains(r);
     let roles = Roles {
@@ -199,6 +198,122 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
         can_own: &can_own,
     };
     let mut out = Assembled::default();
+    let (mut nodes, created_schemas) = object_nodes(&inv, facts, &roles, &mut out.made);
+    let made_before = if ask.in_job {
+        made_in_existing_schemas(&inv, &created_schemas, ask, facts)
+    } else {
+        Vec::new()
+    };
+    let table_defs = std::mem::take(&mut inv.tables);
+    let inv = &inv;
+    for t in &table_defs {
+        nodes.list.push(Node {
+            key: format!("rel:{}", t.oid),
+            rank: 7,
+            name: t.name.clone(),
+        });
+    }
+    let (ordered, deps) = order_nodes(inv, &nodes.list)?;
+    let position: HashMap<&str, usize> = ordered
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+
+    let mut missing: Vec<String> = Vec::new();
+    let mut table_counts = TableCounts {
+        tables: table_defs.len(),
+        ..TableCounts::default()
+    };
+    let tables = {
+        let mut tl = Tables {
+            inv,
+            facts,
+            ask,
+            position: &position,
+            cloned: table_defs
+                .iter()
+                .map(|t| (t.schema.clone(), t.name.clone()))
+                .collect(),
+            key_of: table_defs
+                .iter()
+                .map(|t| ((t.schema.clone(), t.name.clone()), format!("rel:{}", t.oid)))
+                .collect(),
+            notices: &mut out.notices,
+            missing: &mut missing,
+            counts: &mut table_counts,
+        };
+        // Each table's script goes straight into its node (moved, not copied):
+        // at 20 000 tables the scripts are most of the plan's memory.
+        let mut tables: HashMap<String, TableNode> = HashMap::with_capacity(table_defs.len());
+        for t in table_defs {
+            let node = tl.node(&t);
+            tables.insert(node.key.clone(), node);
+        }
+        tables
+    };
+
+    let (refreshes, mut last) = matviews(inv, &ordered, ask);
+    let mut last_notices = Vec::new();
+    {
+        let mut l = Last {
+            inv,
+            ask,
+            roles: &roles,
+            last: &mut last,
+            notices: &mut last_notices,
+            missing: &mut missing,
+        };
+        l.rules_and_view_triggers();
+        l.objects_after(&nodes, &ordered);
+        l.large_objects();
+        l.default_acls_publications_event_triggers();
+    }
+    out.notices.extend(last_notices);
+    last.retain(|(_, sql)| !sql.is_empty());
+
+    if !inv.not_cloned.is_empty() {
+        out.notices.push(format!(
+            "not cloned (pgclone does not create these kinds yet): {}",
+            inv.not_cloned.join(", ")
+        ));
+    }
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        out.notices.push(format!(
+            "roles missing on the target (their ownership and grants were not carried over): {}",
+            missing.join(", ")
+        ));
+    }
+
+    out.made.extend(made_before);
+    out.counts = counts(inv, &table_counts);
+    out.input = PlanInput {
+        order: ordered,
+        deps,
+        objects: nodes.objects,
+        tables,
+        refreshes,
+        large_objects: inv
+            .large_objects
+            .iter()
+            .map(|l| (l.oid as u32, ask.include_data))
+            .collect(),
+        extension_data: extension_data(inv, ask),
+        last,
+    };
+    Ok(out)
+}
+
+/// A node for every object that is not a table, and the schemas the clone
+/// creates.
+fn object_nodes(
+    inv: &Inventory,
+    facts: &Facts,
+    roles: &Roles,
+    made: &mut Vec<Made>,
+) -> (Nodes, HashSet<String>) {
     let mut nodes = Nodes {
         list: Vec::new(),
         objects: HashMap::new(),
@@ -209,32 +324,20 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
         let there = facts.schemas_there.contains(&s.name);
         if !there {
             created_schemas.insert(s.name.clone());
-            out.made.push(Made::Schema(s.name.clone()));
+            made.push(Made::Schema(s.name.clone()));
         }
-        let script = render::schema(s, there, &roles);
-        nodes.add(
-            format!("nsp:{}", s.oid),
-            0,
-            s.name.clone(),
-            format!("schema {}", s.name),
-            script,
-            false,
-        );
+        let script = render::schema(s, there, roles);
+        let (key, about) = (format!("nsp:{}", s.oid), format!("schema {}", s.name));
+        nodes.add(key, 0, s.name.clone(), about, script, false);
     }
     for x in &inv.extensions {
         let installed = facts.extensions_there.contains(&x.name);
         if !installed {
-            out.made.push(Made::Extension(x.name.clone()));
+            made.push(Made::Extension(x.name.clone()));
         }
         let script = render::extension(x, installed);
-        nodes.add(
-            format!("ext:{}", x.oid),
-            1,
-            x.name.clone(),
-            format!("extension {}", x.name),
-            script,
-            false,
-        );
+        let (key, about) = (format!("ext:{}", x.oid), format!("extension {}", x.name));
+        nodes.add(key, 1, x.name.clone(), about, script, false);
     }
     for c in &inv.collations {
         nodes.add(
@@ -242,7 +345,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             2,
             c.name.clone(),
             format!("collation {}.{}", c.schema, c.name),
-            render::collation(c, &roles),
+            render::collation(c, roles),
             false,
         );
     }
@@ -252,7 +355,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             3,
             t.name.clone(),
             format!("type {}.{}", t.schema, t.name),
-            render::type_(t, &roles),
+            render::type_(t, roles),
             false,
         );
     }
@@ -262,7 +365,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             4,
             s.name.clone(),
             format!("sequence {}.{}", s.schema, s.name),
-            render::sequence(s, &roles),
+            render::sequence(s, roles),
             false,
         );
     }
@@ -273,7 +376,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             rank,
             p.name.clone(),
             format!("function {}.{}({})", p.schema, p.name, p.identity_args),
-            render::proc_(p, &roles),
+            render::proc_(p, roles),
             false,
         );
     }
@@ -283,7 +386,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             4,
             d.name.clone(),
             format!("text search dictionary {}.{}", d.schema, d.name),
-            render::ts_dictionary(d, &roles),
+            render::ts_dictionary(d, roles),
             false,
         );
     }
@@ -293,7 +396,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             4,
             c.name.clone(),
             format!("text search configuration {}.{}", c.schema, c.name),
-            render::ts_configuration(c, &roles),
+            render::ts_configuration(c, roles),
             false,
         );
     }
@@ -303,7 +406,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             6,
             o.name.clone(),
             format!("operator {}", o.signature),
-            render::operator(o, &roles),
+            render::operator(o, roles),
             false,
         );
     }
@@ -318,82 +421,77 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
         );
     }
     for v in &inv.views {
-        let rank = if v.kind == "m" { 9 } else { 8 };
-        let word = if v.kind == "m" {
-            "materialized view"
+        let (rank, word) = if v.kind == "m" {
+            (9, "materialized view")
         } else {
-            "view"
+            (8, "view")
         };
         nodes.add(
             format!("rel:{}", v.oid),
             rank,
             v.name.clone(),
             format!("{word} {}.{}", v.schema, v.name),
-            render::view(v, &roles),
+            render::view(v, roles),
             true,
         );
     }
+    (nodes, created_schemas)
+}
 
-    // Tables
-    let made_before = if ask.in_job {
-        made_in_existing_schemas(&inv, &created_schemas, ask, facts)
-    } else {
-        Vec::new()
-    };
-    let table_defs = std::mem::take(&mut inv.tables);
-    let inv = &inv;
-    let cloned: HashSet<(String, String)> = table_defs
-        .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    for t in &table_defs {
-        nodes.list.push(Node {
-            key: format!("rel:{}", t.oid),
-            rank: 7,
-            name: t.name.clone(),
-        });
-    }
+/// A node key as the graph knows it (an alias names the node it stands for).
+fn resolve(inv: &Inventory, k: &str) -> String {
+    inv.aliases.get(k).cloned().unwrap_or_else(|| k.to_string())
+}
 
-    let resolve = |k: &str| inv.aliases.get(k).cloned().unwrap_or_else(|| k.to_string());
+/// The nodes in dependency order, and each node's dependencies among them.
+type Ordered = (Vec<String>, HashMap<String, Vec<String>>);
+
+fn order_nodes(inv: &Inventory, list: &[Node]) -> Result<Ordered, Vec<String>> {
     let edges: Vec<(String, String)> = inv
         .edges
         .iter()
-        .map(|(f, t)| (resolve(f), resolve(t)))
+        .map(|(f, t)| (resolve(inv, f), resolve(inv, t)))
         .collect();
-    let ordered = order(&nodes.list, &edges)?;
-    let position: HashMap<&str, usize> = ordered
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
+    let ordered = order(list, &edges)?;
+    let known: HashSet<&str> = ordered.iter().map(String::as_str).collect();
     let mut deps: HashMap<String, Vec<String>> = HashMap::new();
     for (f, t) in edges {
-        if f != t && position.contains_key(f.as_str()) && position.contains_key(t.as_str()) {
+        if f != t && known.contains(f.as_str()) && known.contains(t.as_str()) {
             deps.entry(f).or_default().push(t);
         }
     }
+    Ok((ordered, deps))
+}
 
-    // Each table's script goes straight into its node (moved, not copied):
-    // at 20 000 tables the scripts are most of the plan's memory.
-    let mut tables: HashMap<String, TableNode> = HashMap::with_capacity(inv.tables.len());
-    let key_of: HashMap<(String, String), String> = table_defs
-        .iter()
-        .map(|t| ((t.schema.clone(), t.name.clone()), format!("rel:{}", t.oid)))
-        .collect();
-    let mut table_counts = TableCounts {
-        tables: table_defs.len(),
-        ..TableCounts::default()
-    };
-    let mut missing: Vec<String> = Vec::new();
-    for t in table_defs {
-        let t = &t;
+/// What turning table definitions into plan nodes needs to know, and where
+/// it reports.
+struct Tables<'a, 'o> {
+    inv: &'a Inventory,
+    facts: &'a Facts,
+    ask: &'a Ask<'a>,
+    position: &'a HashMap<&'a str, usize>,
+    /// The tables the clone makes, by (schema, name).
+    cloned: HashSet<(String, String)>,
+    /// Their node keys, by (schema, name).
+    key_of: HashMap<(String, String), String>,
+    notices: &'o mut Vec<String>,
+    missing: &'o mut Vec<String>,
+    counts: &'o mut TableCounts,
+}
+
+impl Tables<'_, '_> {
+    fn node(&mut self, t: &TableDef) -> TableNode {
+        let (ask, facts, opts) = (self.ask, self.facts, self.ask.options);
         let key = format!("rel:{}", t.oid);
         let standalone = ask.what == What::Table;
         let target_name = ask.target_name.filter(|_| standalone).unwrap_or(&t.name);
+        let role_exists = |r: &str| facts.roles_there.contains(r);
+        let can_own = |r: &str| facts.can_own.contains(r);
         let taken = |n: &str| standalone && facts.relations_taken.contains(n);
+        let cloned = &self.cloned;
         let table_exists = |s: &str, n: &str| {
-            cloned.contains(&(s.to_string(), n.to_string()))
-                || facts.tables_there.contains(&(s.to_string(), n.to_string()))
+            let k = (s.to_string(), n.to_string());
+            cloned.contains(&k) || facts.tables_there.contains(&k)
         };
         let ctx = RenderCtx {
             target_schema: &t.schema,
@@ -408,16 +506,17 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             standalone,
         };
         let script = render_table(t, &ctx);
-        table_counts.sequences += script.counts.sequences;
-        table_counts.indexes += script.counts.indexes;
-        out.notices.extend(script.notices);
-        missing.extend(script.missing_roles);
-        let me = position.get(key.as_str()).copied().unwrap_or(0);
+        self.counts.sequences += script.counts.sequences;
+        self.counts.indexes += script.counts.indexes;
+        self.notices.extend(script.notices);
+        self.missing.extend(script.missing_roles);
+        // Defaults that read an object made after the table wait for it.
+        let me = self.position.get(key.as_str()).copied().unwrap_or(0);
         let defaults_late = t
             .default_deps
             .iter()
-            .map(|d| resolve(d))
-            .any(|d| d != key && position.get(d.as_str()).is_some_and(|p| *p > me));
+            .map(|d| resolve(self.inv, d))
+            .any(|d| d != key && self.position.get(d.as_str()).is_some_and(|p| *p > me));
         let full = format!("{}.{}", t.schema, t.name);
         let copy = (ask.include_data
             && t.relkind == "r"
@@ -426,7 +525,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             schema: t.schema.clone(),
             table: t.name.clone(),
             columns: script.copy_columns,
-            filter: opts.where_.clone().filter(|_| ask.what == What::Table),
+            filter: opts.where_.clone().filter(|_| standalone),
             binary: ask.same_major && t.binary_copy_ok(),
             part: None,
         });
@@ -445,19 +544,15 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             .filter(|c| c.kind == "f" && !c.self_ref)
             .filter_map(|c| {
                 let k = (c.ref_schema.clone()?, c.ref_table.clone()?);
-                key_of.get(&k).cloned()
+                self.key_of.get(&k).cloned()
             })
             .collect();
-        let node = TableNode {
-            key: key.clone(),
+        TableNode {
+            key,
             schema: t.schema.clone(),
-            name: ask
-                .target_name
-                .filter(|_| ask.what == What::Table)
-                .unwrap_or(&t.name)
-                .to_string(),
+            name: target_name.to_string(),
             partitioned: t.relkind == "p",
-            child: ask.what != What::Table && (t.is_partition || t.inherits),
+            child: !standalone && (t.is_partition || t.inherits),
             bytes: t.bytes,
             analyze: copy
                 .as_ref()
@@ -476,11 +571,18 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             fks: script.fks,
             fk_tables,
             rest: script.rest,
-        };
-        tables.insert(key, node);
+            read_late: t.rls_enabled || (opts.indexes && t.indexes.iter().any(|i| i.expression)),
+        }
     }
+}
 
-    // Materialized views: refreshed once the tables are in, indexed after.
+/// Materialized views: refreshed once the tables are in, indexed after
+/// (those not refreshed get their indexes with what comes last).
+fn matviews(
+    inv: &Inventory,
+    ordered: &[String],
+    ask: &Ask,
+) -> (Vec<Refresh>, Vec<(String, Vec<String>)>) {
     let mv_indexes: HashMap<String, &Vec<crate::catalog::Index>> = inv
         .matview_indexes
         .iter()
@@ -504,7 +606,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
         .filter(|v| v.kind == "m")
         .map(|v| (format!("rel:{}", v.oid), v))
         .collect();
-    for key in &ordered {
+    for key in ordered {
         let Some(v) = matviews.get(key) else {
             continue;
         };
@@ -513,7 +615,7 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             .map(|i| index_sql(&v.schema, i))
             .unwrap_or_default();
         let about = format!("materialized view {}.{}", v.schema, v.name);
-        if opts.matviews && ask.include_data && v.populated {
+        if ask.options.matviews && ask.include_data && v.populated {
             let mut sql = vec![format!(
                 "REFRESH MATERIALIZED VIEW {}",
                 qualified(&v.schema, &v.name)
@@ -528,14 +630,31 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
             last.push((about, idx));
         }
     }
+    (refreshes, last)
+}
 
-    // What comes last, in the order the old post-data ran it.
-    if opts.triggers || ask.what != What::Functions {
-        for r in &inv.rules {
-            last.push((format!("rule {} on {}", r.name, r.table), render::rule(r)));
+/// What comes last, in the order the old post-data ran it.
+struct Last<'a, 'o> {
+    inv: &'a Inventory,
+    ask: &'a Ask<'a>,
+    roles: &'a Roles<'a>,
+    last: &'o mut Vec<(String, Vec<String>)>,
+    notices: &'o mut Vec<String>,
+    missing: &'o mut Vec<String>,
+}
+
+impl Last<'_, '_> {
+    fn rules_and_view_triggers(&mut self) {
+        let (inv, opts) = (self.inv, self.ask.options);
+        if opts.triggers || self.ask.what != What::Functions {
+            for r in &inv.rules {
+                self.last
+                    .push((format!("rule {} on {}", r.name, r.table), render::rule(r)));
+            }
         }
-    }
-    if opts.triggers {
+        if !opts.triggers {
+            return;
+        }
         for (oid, triggers) in &inv.view_triggers {
             let Some(v) = inv.views.iter().find(|v| v.oid == *oid) else {
                 continue;
@@ -553,161 +672,141 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
                     &format!("TRIGGER {} ON {view}", quote_ident(&t.name)),
                     &t.comment,
                 ));
-                last.push((format!("trigger {} on {view}", t.name), sql));
+                self.last
+                    .push((format!("trigger {} on {view}", t.name), sql));
             }
         }
     }
-    let mut stat_after = Vec::new();
-    for s in &inv.stats {
-        let sc = render::statistics(s, &roles);
-        let mut sql = sc.create.clone();
-        sql.extend(sc.grants.iter().cloned());
-        last.push((format!("statistics {}.{}", s.schema, s.name), sql));
-        stat_after.push((
-            format!("statistics {}.{}", s.schema, s.name),
-            sc.after.clone(),
-        ));
-    }
-    for key in &ordered {
-        if let Some(s) = nodes.scripts.get(key) {
-            let about = nodes
-                .objects
-                .get(key)
-                .map(|o| o.about.clone())
-                .unwrap_or_default();
-            last.push((about, s.after.clone()));
-            missing.extend(s.missing_roles.iter().cloned());
-            out.notices.extend(s.notices.iter().cloned());
-        }
-    }
-    last.extend(stat_after);
-    for lo in &inv.large_objects {
-        let obj = format!("LARGE OBJECT {}", lo.oid);
-        let mut sql = Vec::new();
-        let ok = role_exists(&lo.owner) && can_own(&lo.owner);
-        if ok {
-            sql.push(format!("ALTER {obj} OWNER TO {}", quote_ident(&lo.owner)));
-        } else {
-            missing.push(lo.owner.clone());
-        }
-        sql.extend(acl_statements(
-            &obj,
-            None,
-            ok.then_some(lo.owner.as_str()),
-            &lo.acl,
-            lo.acl_null,
-            &role_exists,
-            &mut missing,
-        ));
-        sql.extend(comment(&obj, &lo.comment));
-        last.push((format!("large object {}", lo.oid), sql));
-    }
-    for d in &inv.default_acls {
-        last.push((
-            "default privileges".into(),
-            render::default_acl(d, &roles, &mut missing),
-        ));
-    }
-    for p in &inv.publications {
-        let s = render::publication(p, &roles);
-        let sql: Vec<String> = s
-            .create
-            .iter()
-            .chain(&s.grants)
-            .chain(&s.after)
-            .cloned()
-            .collect();
-        last.push((format!("publication {}", p.name), sql));
-        missing.extend(s.missing_roles);
-    }
-    // Event triggers come last: they fire on DDL, and must not fire on the clone's own.
-    for e in &inv.event_triggers {
-        let s = render::event_trigger(e, &roles);
-        let sql: Vec<String> = s
-            .create
-            .iter()
-            .chain(&s.grants)
-            .chain(&s.after)
-            .cloned()
-            .collect();
-        last.push((format!("event trigger {}", e.name), sql));
-        missing.extend(s.missing_roles);
-    }
-    last.retain(|(_, sql)| !sql.is_empty());
 
-    if !inv.not_cloned.is_empty() {
-        out.notices.push(format!(
-            "not cloned (pgclone does not create these kinds yet): {}",
-            inv.not_cloned.join(", ")
-        ));
-    }
-    missing.sort();
-    missing.dedup();
-    if !missing.is_empty() {
-        out.notices.push(format!(
-            "roles missing on the target (their ownership and grants were not carried over): {}",
-            missing.join(", ")
-        ));
+    /// Extended statistics, then what each object does after the tables
+    /// (in dependency order), then the statistics' own settings.
+    fn objects_after(&mut self, nodes: &Nodes, ordered: &[String]) {
+        let mut stat_after = Vec::new();
+        for s in &self.inv.stats {
+            let sc = render::statistics(s, self.roles);
+            let mut sql = sc.create.clone();
+            sql.extend(sc.grants.iter().cloned());
+            let about = format!("statistics {}.{}", s.schema, s.name);
+            self.last.push((about.clone(), sql));
+            stat_after.push((about, sc.after.clone()));
+        }
+        for key in ordered {
+            if let Some(s) = nodes.scripts.get(key) {
+                let about = nodes
+                    .objects
+                    .get(key)
+                    .map(|o| o.about.clone())
+                    .unwrap_or_default();
+                self.last.push((about, s.after.clone()));
+                self.missing.extend(s.missing_roles.iter().cloned());
+                self.notices.extend(s.notices.iter().cloned());
+            }
+        }
+        self.last.extend(stat_after);
     }
 
-    out.made.extend(made_before);
-    let ext_data: Vec<CopyStep> = if ask.include_data {
-        inv.extension_columns
-            .iter()
-            .map(|(schema, table, columns)| {
-                let cond = inv
-                    .extensions
-                    .iter()
-                    .flat_map(|x| x.config.iter())
-                    .find(|c| &c.schema == schema && &c.table == table)
-                    .and_then(|c| c.condition.clone())
-                    .map(|w| {
-                        let t = w.trim();
-                        t.strip_prefix("WHERE")
-                            .or_else(|| t.strip_prefix("where"))
-                            .unwrap_or(t)
-                            .trim()
-                            .to_string()
-                    })
-                    .filter(|f| !f.is_empty());
-                CopyStep {
+    fn large_objects(&mut self) {
+        let role_exists = self.roles.exists;
+        for lo in &self.inv.large_objects {
+            let obj = format!("LARGE OBJECT {}", lo.oid);
+            let mut sql = Vec::new();
+            let ok = role_exists(&lo.owner) && (self.roles.can_own)(&lo.owner);
+            if ok {
+                sql.push(format!("ALTER {obj} OWNER TO {}", quote_ident(&lo.owner)));
+            } else {
+                self.missing.push(lo.owner.clone());
+            }
+            sql.extend(acl_statements(
+                &obj,
+                None,
+                ok.then_some(lo.owner.as_str()),
+                &lo.acl,
+                lo.acl_null,
+                role_exists,
+                self.missing,
+            ));
+            sql.extend(comment(&obj, &lo.comment));
+            self.last.push((format!("large object {}", lo.oid), sql));
+        }
+    }
+
+    /// Event triggers come last: they fire on DDL, and must not fire on the
+    /// clone's own.
+    fn default_acls_publications_event_triggers(&mut self) {
+        let inv = self.inv;
+        for d in &inv.default_acls {
+            let sql = render::default_acl(d, self.roles, self.missing);
+            self.last.push(("default privileges".into(), sql));
+        }
+        let mut whole = |about: String, s: ObjScript| {
+            let sql: Vec<String> = s
+                .create
+                .iter()
+                .chain(&s.grants)
+                .chain(&s.after)
+                .cloned()
+                .collect();
+            self.last.push((about, sql));
+            self.missing.extend(s.missing_roles);
+        };
+        for p in &inv.publications {
+            whole(
+                format!("publication {}", p.name),
+                render::publication(p, self.roles),
+            );
+        }
+        for e in &inv.event_triggers {
+            whole(
+                format!("event trigger {}", e.name),
+                render::event_trigger(e, self.roles),
+            );
+        }
+    }
+}
+
+/// The rows of extension configuration tables (pg_extension_config_dump),
+/// under the extension's own filter.
+fn extension_data(inv: &Inventory, ask: &Ask) -> Vec<CopyStep> {
+    if !ask.include_data {
+        return Vec::new();
+    }
+    inv.extension_columns
+        .iter()
+        .map(|(schema, table, columns)| {
+            let cond = inv
+                .extensions
+                .iter()
+                .flat_map(|x| x.config.iter())
+                .find(|c| &c.schema == schema && &c.table == table)
+                .and_then(|c| c.condition.clone())
+                .map(|w| {
+                    let t = w.trim();
+                    t.strip_prefix("WHERE")
+                        .or_else(|| t.strip_prefix("where"))
+                        .unwrap_or(t)
+                        .trim()
+                        .to_string()
+                })
+                .filter(|f| !f.is_empty());
+            CopyStep {
+                schema: schema.clone(),
+                table: table.clone(),
+                source: CopySource {
                     schema: schema.clone(),
                     table: table.clone(),
-                    source: CopySource {
-                        schema: schema.clone(),
-                        table: table.clone(),
-                        columns: columns.clone(),
-                        filter: cond,
-                        binary: false,
-                        part: None,
-                    },
-                    freeze: false,
-                    truncate: false,
-                    run_as: None,
-                    user_filter: false,
-                    optional: true,
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    out.counts = counts(inv, &table_counts);
-    out.input = PlanInput {
-        order: ordered,
-        deps,
-        objects: nodes.objects,
-        tables,
-        refreshes,
-        large_objects: inv
-            .large_objects
-            .iter()
-            .map(|l| (l.oid as u32, ask.include_data))
-            .collect(),
-        extension_data: ext_data,
-        last,
-    };
-    Ok(out)
+                    columns: columns.clone(),
+                    filter: cond,
+                    binary: false,
+                    part: None,
+                },
+                freeze: false,
+                truncate: false,
+                run_as: None,
+                user_filter: false,
+                optional: true,
+            }
+        })
+        .collect()
 }
 
 /// Put statements at the end of what comes last, but before any event

@@ -260,6 +260,11 @@ pub struct TableNode {
     pub fk_tables: Vec<String>,
     pub rest: Vec<String>,
     pub analyze: Option<String>,
+    /// Its statistics and what a query over it sees wait for its keys unit:
+    /// row-level security is on (policies decide what a query reads, and
+    /// they come with the keys), or an expression index is built there
+    /// (ANALYZE gathers statistics for its expressions).
+    pub read_late: bool,
 }
 
 /// A populated materialized view: its refresh, then its indexes.
@@ -411,6 +416,10 @@ struct Builder<'a> {
     made_in: HashMap<String, u32>,
     /// The unit after which a table is complete (rows, keys, indexes).
     done_in: HashMap<String, u32>,
+    /// The units after which every table reads as it will in the end: its
+    /// rows in and analyzed, its policies made. A refresh waits for these,
+    /// not for the indexes.
+    readable: Vec<u32>,
     open_ddl: Option<usize>,
     open_batch: Option<usize>,
     total_bytes: i64,
@@ -601,6 +610,7 @@ impl Builder<'_> {
         let id = u.id;
         self.made_in.entry(t.key.clone()).or_insert(id);
         self.done_in.insert(t.key.clone(), id);
+        self.readable.push(id);
     }
 
     fn large_table(
@@ -622,6 +632,8 @@ impl Builder<'_> {
             part: None,
         });
         let pieces = cut(&t.split, parts);
+        // Read by refreshes once its one load is in (see `read_late`).
+        let read_early = pieces.is_empty() && !t.read_late;
         if pieces.is_empty() {
             let i = self.add(Stage::Data, UnitKind::Copy, label.clone());
             let step = self.copy_step(t, source, true, made.is_none());
@@ -636,7 +648,16 @@ impl Builder<'_> {
             }
             u.steps.push(step);
             u.est_bytes = t.bytes;
+            // Statistics with the rows, in the same transaction (ANALYZE
+            // counts its own transaction's rows): a refresh that reads the
+            // table need not wait for its indexes to be planned well.
+            if read_early {
+                u.sql(about, t.analyze.take().as_slice());
+            }
             loads.push(u.id);
+            if read_early {
+                self.readable.push(u.id);
+            }
             self.made_in.entry(t.key.clone()).or_insert(u.id);
         } else {
             let n = pieces.len();
@@ -677,7 +698,11 @@ impl Builder<'_> {
         u.put(about, &mut t.rest);
         u.sql(about, t.analyze.as_slice());
         u.tables_done = 1;
-        self.done_in.insert(t.key.clone(), u.id);
+        let id = u.id;
+        self.done_in.insert(t.key.clone(), id);
+        if !read_early {
+            self.readable.push(id);
+        }
     }
 
     /// Every unit that completes a table.
@@ -688,8 +713,12 @@ impl Builder<'_> {
         v
     }
 
+    /// Materialized views, one after the other (one may read another), each
+    /// once every table reads as it will in the end.
     fn refreshes(&mut self) {
-        let data = self.data_done();
+        let mut data = self.readable.clone();
+        data.sort_unstable();
+        data.dedup();
         let mut prev: Option<u32> = None;
         for r in &self.input.refreshes {
             let made = self.made_in.get(&r.key).copied();
@@ -877,6 +906,7 @@ pub fn build(mut input: PlanInput, settings: &Settings) -> Plan {
         units: Vec::new(),
         made_in: HashMap::new(),
         done_in: HashMap::new(),
+        readable: Vec::new(),
         open_ddl: None,
         open_batch: None,
         total_bytes,
@@ -1105,6 +1135,21 @@ mod unit {
                 (UnitKind::Final, vec![1, 2, 3, 4, 5]),
             ]
         );
+        // Statistics with the rows, so refreshes need not wait for indexes.
+        assert_eq!(
+            sqls(&p.units[0]),
+            [
+                "CREATE TABLE rel:big",
+                "GRANT rel:big",
+                "COPY big",
+                "ANALYZE rel:big"
+            ]
+        );
+        assert_eq!(sqls(&p.units[3]), ["USING", "COMMENT rel:big"]);
+        // Unless statistics or reads wait for what the keys unit makes.
+        let mut late = inp.clone();
+        late.tables.get_mut("rel:big").unwrap().read_late = true;
+        let p = build(late, &Settings::default());
         assert_eq!(
             sqls(&p.units[0]),
             ["CREATE TABLE rel:big", "GRANT rel:big", "COPY big"]
@@ -1342,6 +1387,9 @@ mod unit {
         assert!(fks[2].deps.contains(&fks[1].id));
     }
 
+    /// A refresh waits for every table's rows and statistics, and for the
+    /// keys unit only of a table whose policies or expression statistics
+    /// come there.
     #[test]
     fn refreshes_follow_every_table_in_order() {
         let mut inp = input(
@@ -1368,14 +1416,24 @@ mod unit {
             .iter()
             .filter(|u| u.kind == UnitKind::Refresh)
             .collect();
-        let keys_unit = p
+        let id_of = |p: &Plan, kind: UnitKind| p.units.iter().find(|u| u.kind == kind).unwrap().id;
+        let (copy, keys) = (id_of(&p, UnitKind::Copy), id_of(&p, UnitKind::Keys));
+        let small = id_of(&p, UnitKind::Tables);
+        assert!(
+            r[0].deps.contains(&copy) && r[0].deps.contains(&small),
+            "{:?}",
+            r[0].deps
+        );
+        assert!(!r[0].deps.contains(&keys), "{:?}", r[0].deps);
+        assert!(r[1].deps.contains(&r[0].id));
+        inp.tables.get_mut("rel:b").unwrap().read_late = true;
+        let p = build(inp, &Settings::default());
+        let r = p
             .units
             .iter()
-            .find(|u| u.kind == UnitKind::Keys)
-            .unwrap()
-            .id;
-        assert!(r[0].deps.contains(&keys_unit));
-        assert!(r[1].deps.contains(&r[0].id));
+            .find(|u| u.kind == UnitKind::Refresh)
+            .unwrap();
+        assert!(r.deps.contains(&id_of(&p, UnitKind::Keys)), "{:?}", r.deps);
     }
 
     #[test]
