@@ -15,6 +15,7 @@ pub mod error_report;
 pub mod exec;
 pub mod interrupts;
 pub mod jobs;
+pub mod mask;
 pub mod target;
 
 // The pure parts live in their own crate, tested without a server.
@@ -24,6 +25,7 @@ pub use pgclone_core::{ddl, error, options, plan, progress, sqltext};
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["bootstrap"]);
+extension_sql_file!("../sql/mask.sql", name = "mask", requires = ["bootstrap"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Errors never carry Rust backtraces; then settings, then shared memory for
@@ -38,6 +40,7 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: a backend is single-threaded while it loads a library.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     jobs::init();
+    mask::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,6 +1,7 @@
 //! What a COPY from the source reads: a table, some columns, perhaps a row
 //! filter or a page range, as binary or text. Pure.
 
+use crate::mask::{select_item, MaskKey, MaskedColumn};
 use crate::sqltext::{qualified, quote_ident};
 
 use serde::{Deserialize, Serialize};
@@ -30,18 +31,28 @@ pub struct CopySource {
     pub binary: bool,
     /// A part of the table, for split copies.
     pub part: Option<Part>,
+    /// Columns the source masks before it sends them.
+    #[serde(default)]
+    pub masks: Vec<MaskedColumn>,
 }
 
 impl CopySource {
     /// The COPY statement run on the source. A plain table COPY when possible
-    /// (no executor overhead); a query when a filter applies. The filter sits on
-    /// lines of its own so a trailing `--` comment cannot swallow our parenthesis.
-    pub fn sql(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
+    /// (no executor overhead); a query when a filter, a part or a mask
+    /// applies. The filter sits on lines of its own so a trailing `--`
+    /// comment cannot swallow our parenthesis. Masked columns need the key of
+    /// the hash mask, which is never stored with the plan.
+    pub fn sql(&self, key: Option<&MaskKey>) -> String {
+        let item = |c: &String| match self.masks.iter().find(|m| &m.column == c) {
+            Some(m) => select_item(m, key.expect("a masked copy is given the mask key")),
+            None => quote_ident(c),
+        };
+        let cols: Vec<String> = self.columns.iter().map(item).collect();
         let format = if self.binary { " (FORMAT binary)" } else { "" };
         let rel = qualified(&self.schema, &self.table);
+        let mut conds: Vec<String> = Vec::new();
         if let Some(part) = &self.part {
-            let cond = match part {
+            conds.push(match part {
                 // A TID range scan reads just these pages (PostgreSQL 14+).
                 Part::Pages(lo, hi) => {
                     let upper = hi
@@ -59,21 +70,28 @@ impl CopySource {
                         (None, None) => "true".into(),
                     }
                 }
-            };
-            return format!(
-                "COPY (SELECT {} FROM ONLY {rel} WHERE {cond}) TO STDOUT{format}",
-                cols.join(", ")
-            );
+            });
         }
-        match &self.filter {
+        if let Some(f) = &self.filter {
+            conds.push(format!("(\n{f}\n)"));
+        }
+        if conds.is_empty() && self.masks.is_empty() {
             // A table of no columns (legal) has no column list to give.
-            None if cols.is_empty() => format!("COPY {rel} TO STDOUT{format}"),
-            None => format!("COPY {rel} ({}) TO STDOUT{format}", cols.join(", ")),
-            Some(f) => format!(
-                "COPY (SELECT {} FROM ONLY {rel} WHERE (\n{f}\n)) TO STDOUT{format}",
-                cols.join(", ")
-            ),
+            return if cols.is_empty() {
+                format!("COPY {rel} TO STDOUT{format}")
+            } else {
+                format!("COPY {rel} ({}) TO STDOUT{format}", cols.join(", "))
+            };
         }
+        let cond = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        format!(
+            "COPY (SELECT {} FROM ONLY {rel}{cond}) TO STDOUT{format}",
+            cols.join(", ")
+        )
     }
 
     /// A statement that checks the filter on the source without reading a row.
@@ -99,16 +117,17 @@ mod unit {
             filter: None,
             binary: true,
             part: None,
+            masks: vec![],
         };
         assert_eq!(
-            s.sql(),
+            s.sql(None),
             "COPY \"public\".\"T x\" (\"id\", \"a\"\"b\") TO STDOUT (FORMAT binary)"
         );
         assert_eq!(s.filter_probe_sql(), None);
         s.binary = false;
         s.filter = Some("id > 1 -- note".into());
         assert_eq!(
-            s.sql(),
+            s.sql(None),
             "COPY (SELECT \"id\", \"a\"\"b\" FROM ONLY \"public\".\"T x\" WHERE (\nid > 1 -- note\n)) TO STDOUT"
         );
         assert!(s
@@ -126,21 +145,22 @@ mod unit {
             filter: None,
             binary: false,
             part: Some(Part::Pages(0, Some(100))),
+            masks: vec![],
         };
         assert!(s
-            .sql()
+            .sql(None)
             .contains("WHERE ctid >= '(0,0)'::tid AND ctid < '(100,0)'::tid"));
         s.part = Some(Part::Key {
             column: "id".into(),
             lo: Some(10),
             hi: None,
         });
-        assert!(s.sql().contains("WHERE \"id\" >= 10)"));
+        assert!(s.sql(None).contains("WHERE \"id\" >= 10)"));
         s.part = Some(Part::Key {
             column: "id".into(),
             lo: None,
             hi: Some(10),
         });
-        assert!(s.sql().contains("WHERE \"id\" < 10)"));
+        assert!(s.sql(None).contains("WHERE \"id\" < 10)"));
     }
 }

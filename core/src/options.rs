@@ -78,6 +78,9 @@ pub struct Options {
     pub conflict: Conflict,
     pub parallel: Option<u32>,
     pub mask: Option<BTreeMap<String, MaskSpec>>,
+    /// Refuse a clone that would copy a column `discover_sensitive` flags
+    /// without a mask rule.
+    pub require_masks: bool,
     pub include_schemas: Option<Vec<String>>,
     pub exclude_schemas: Option<Vec<String>>,
     pub include_tables: Option<Vec<String>>,
@@ -101,6 +104,7 @@ impl Default for Options {
             conflict: Conflict::Error,
             parallel: None,
             mask: None,
+            require_masks: false,
             include_schemas: None,
             exclude_schemas: None,
             include_tables: None,
@@ -170,6 +174,7 @@ impl Options {
             "conflict",
             "parallel",
             "mask",
+            "require_masks",
             "include_schemas",
             "exclude_schemas",
             "include_tables",
@@ -233,7 +238,6 @@ impl Options {
             )));
         }
         let unsupported = [
-            ("mask", self.mask.is_some()),
             ("snapshot", self.snapshot.is_some()),
             ("roles", self.roles),
             ("follow", self.follow),

@@ -9,6 +9,7 @@ use crate::error::{CloneError, Result};
 use crate::target;
 use pgclone_core::ddl::renamed;
 use pgclone_core::ddl::undo::{undo_list, Made};
+use pgclone_core::mask::Masks;
 use pgclone_core::options::Conflict;
 use pgclone_core::plan::assemble::{
     assemble, before_event_triggers, is_user_schema, matches_any, Ask, Counts, Facts, What,
@@ -410,6 +411,7 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
         }
     };
     role_facts(&inv, &mut g.facts);
+    let masks = masks(src, spec, &inv)?;
     let ask = Ask {
         what: spec.what,
         include_data: spec.include_data,
@@ -417,6 +419,7 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
         same_major: same_major(src),
         target_name: spec.target_table.as_deref(),
         in_job,
+        masks: Some(&masks),
     };
     let mut assembled = assemble(inv, &g.facts, &ask).map_err(|stuck| {
         CloneError::NotSupported(format!(
@@ -446,6 +449,26 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
         what,
         skipped: None,
     })
+}
+
+/// The clone's masks, checked against the columns' types here and against
+/// the source's own casts there, before anything is made.
+fn masks(src: &SourceConn, spec: &Spec, inv: &Inventory) -> Result<Masks> {
+    let opts = &spec.options;
+    if opts.mask.is_none() && !opts.require_masks {
+        return Ok(Masks::new());
+    }
+    let masks = pgclone_core::mask::plan(
+        opts.mask.as_ref(),
+        opts.require_masks,
+        &inv.tables,
+        spec.what == What::Table,
+    )
+    .map_err(CloneError::InvalidOptions)?;
+    if !masks.is_empty() {
+        crate::mask::check_on_source(src, &masks, &crate::mask::key()?)?;
+    }
+    Ok(masks)
 }
 
 /// A table clone: the table read by name (its columns narrowed, its filter

@@ -73,7 +73,13 @@ pub fn copy(src: &SourceConn, c: &CopyStep, encoding: &str) -> Result<Moved> {
     if c.truncate {
         target::run(&format!("TRUNCATE ONLY {}", qualified(&c.schema, &c.table)));
     }
-    let mut reader = src.copy_out(&c.source.sql(), c.user_filter, encoding)?;
+    // The key of the hash mask is read when it is needed, never stored.
+    let key = if c.source.masks.is_empty() {
+        None
+    } else {
+        Some(crate::mask::key()?)
+    };
+    let mut reader = src.copy_out(&c.source.sql(key.as_ref()), c.user_filter, encoding)?;
     let rows = about(&format!("copying {}.{}", c.schema, c.table), || {
         target::as_role(c.run_as.as_deref(), || {
             copy_into(

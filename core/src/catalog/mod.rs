@@ -54,6 +54,9 @@ pub struct Column {
     /// Defined in this table, not only inherited.
     #[serde(default = "yes")]
     pub is_local: bool,
+    /// What masks need to know of the type.
+    #[serde(default)]
+    pub type_facts: crate::mask::TypeFacts,
 }
 
 fn yes() -> bool {
@@ -68,6 +71,9 @@ pub struct Constraint {
     pub def: String,
     pub validated: bool,
     pub columns: Vec<i16>,
+    /// A foreign key's referenced columns, in the order of `columns`.
+    #[serde(default)]
+    pub ref_columns: Vec<i16>,
     pub ref_schema: Option<String>,
     pub ref_table: Option<String>,
     pub self_ref: bool,
@@ -343,6 +349,7 @@ pub(crate) mod fixture {
             binary_ok: true,
             deps: None,
             is_local: true,
+            type_facts: Default::default(),
         }
     }
 

@@ -197,9 +197,14 @@ pub fn columns_sql(version: i32) -> String {
             'comment', {comment}, 'acl', {acl}, \
             'binary_ok', {binary_ok}, \
             'deps', CASE WHEN d.oid IS NOT NULL THEN ARRAY({deps}) END, \
-            'is_local', a.attislocal \
+            'is_local', a.attislocal, \
+            'type_facts', json_build_object('category', t.typcategory, 'base_oid', bt.oid::int8, \
+                'typmod', CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, \
+                'elem_category', et.typcategory, 'elem_oid', coalesce(et.oid::int8, 0)) \
          ) ORDER BY a.attnum)::text \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
+         LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A' \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          LEFT JOIN pg_collation co ON co.oid = a.attcollation \
          LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
@@ -220,6 +225,7 @@ pub fn constraints_sql() -> String {
         "SELECT con.conrelid::int8, json_agg(json_build_object(\
         'name', con.conname, 'kind', con.contype::text, 'def', pg_get_constraintdef(con.oid), \
         'validated', con.convalidated, 'columns', coalesce(con.conkey, '{{}}'), \
+        'ref_columns', coalesce(con.confkey, '{{}}'), \
         'ref_schema', rn.nspname, 'ref_table', rc.relname, \
         'self_ref', con.contype = 'f' AND con.confrelid = con.conrelid, \
         'comment', {comment}, \

@@ -76,6 +76,8 @@ pub struct Ask<'a> {
     pub target_name: Option<&'a str>,
     /// Record what the clone makes, for discard().
     pub in_job: bool,
+    /// Masked columns, by source table (see `mask::plan`).
+    pub masks: Option<&'a crate::mask::Masks>,
 }
 
 /// How many of each kind a clone makes, for its summary.
@@ -528,6 +530,11 @@ impl Tables<'_, '_> {
             filter: opts.where_.clone().filter(|_| standalone),
             binary: ask.same_major && t.binary_copy_ok(),
             part: None,
+            masks: ask
+                .masks
+                .and_then(|m| m.get(&(t.schema.clone(), t.name.clone())))
+                .cloned()
+                .unwrap_or_default(),
         });
         let split = match (&t.int_key, copy.as_ref().map(|c| c.filter.is_some())) {
             (_, Some(true)) => SplitBasis::None,
@@ -798,6 +805,7 @@ fn extension_data(inv: &Inventory, ask: &Ask) -> Vec<CopyStep> {
                     filter: cond,
                     binary: false,
                     part: None,
+                    masks: Vec::new(),
                 },
                 freeze: false,
                 truncate: false,
@@ -1012,6 +1020,7 @@ mod unit {
             same_major: true,
             target_name: None,
             in_job,
+            masks: None,
         }
     }
 
@@ -1079,6 +1088,7 @@ mod unit {
             same_major: true,
             target_name: None,
             in_job: false,
+            masks: None,
         };
         let a = assemble(inv.clone(), &facts(), &ask).unwrap();
         assert_eq!(a.made, vec![Made::Schema("s".into())]);

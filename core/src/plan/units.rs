@@ -108,6 +108,9 @@ pub struct CopyStep {
 }
 
 /// One thing a unit does.
+// A unit holds a handful of steps: the room a statement step leaves
+// unused beside a copy step costs little, a box per copy would cost more.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Step {
     /// Statements run one after the other; `about` names the object for
@@ -630,6 +633,7 @@ impl Builder<'_> {
             filter: None,
             binary: false,
             part: None,
+            masks: Vec::new(),
         });
         let pieces = cut(&t.split, parts);
         // Read by refreshes once its one load is in (see `read_late`).
@@ -984,6 +988,7 @@ mod unit {
                 filter: None,
                 binary: true,
                 part: None,
+                masks: Vec::new(),
             }),
             owner: Some("app".into()),
             create: vec![format!("CREATE TABLE {key}")],
@@ -1196,7 +1201,7 @@ mod unit {
             .map(|u| match &u.steps[0] {
                 Step::Copy(c) => {
                     assert!(!c.freeze && !c.truncate);
-                    c.source.sql()
+                    c.source.sql(None)
                 }
                 s => panic!("{s:?}"),
             })

@@ -1,0 +1,514 @@
+//! Tier 3: masks between two real clusters. Every strategy on the types it
+//! takes, with its documented output; every impossible rule refused before
+//! anything is made; keys that stay keys; the same masked clone whatever
+//! the path (serial, parallel, async, resumed after a cancel); and no raw
+//! value of a masked column anywhere on the target, its server log
+//! included.
+
+mod common;
+use common::*;
+use postgres::Client;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SOURCE: Mutex<bool> = Mutex::new(false);
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The source database `mask_src`, schema `crm`:
+/// - people: a column of every type the strategies take, with NULLs and
+///   values too short for their masks;
+/// - customers (email UNIQUE) and orders (customer_email REFERENCES
+///   customers(email)), 300 and 3000 rows of `userN@corp.example`;
+/// - slow: 1500 rows loaded slowly on the target (a CHECK that sleeps 2 ms
+///   a row), to be caught mid-copy.
+fn source(env: &Env) {
+    let mut made = SOURCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *made {
+        return;
+    }
+    database_from(env, env.src_port, "mask_src", &[]);
+    env.client(env.src_port, "mask_src")
+        .batch_execute(
+            "CREATE SCHEMA crm;
+             CREATE DOMAIN crm.short_text AS varchar(12);
+             CREATE TABLE crm.people (
+                 id int PRIMARY KEY, email text, full_name varchar(40) NOT NULL, phone text,
+                 nick crm.short_text, tags text[], ext_ref uuid, score smallint,
+                 balance numeric(6,2), born date, note text);
+             INSERT INTO crm.people VALUES
+               (1, 'alice@example.com', 'Alice Smith', '+1-555-123-4567', 'Johnson', '{red,blue}',
+                '6f1c2f4e-8a8b-4c49-9d0e-111111111111', 5, 10.00, '1980-01-02', 'same'),
+               (2, NULL, 'Bob', '123', 'Al', NULL, NULL, NULL, NULL, NULL, 'same'),
+               (3, 'noat', 'Carol', NULL, NULL, '{}', '6f1c2f4e-8a8b-4c49-9d0e-222222222222', 1, 1,
+                '1990-01-01', 'other');
+             CREATE TABLE crm.customers (id int PRIMARY KEY, email text UNIQUE NOT NULL, name text);
+             CREATE TABLE crm.orders (id int PRIMARY KEY,
+                 customer_email text REFERENCES crm.customers (email), amount numeric(8,2));
+             INSERT INTO crm.customers SELECT g, 'user' || g || '@corp.example', 'Name ' || g
+               FROM generate_series(1, 300) g;
+             INSERT INTO crm.orders SELECT g, 'user' || (g % 300 + 1) || '@corp.example', g
+               FROM generate_series(1, 3000) g;
+             CREATE FUNCTION crm.slow(int) RETURNS boolean LANGUAGE plpgsql AS
+               $$BEGIN PERFORM pg_sleep(0.002); RETURN true; END$$;
+             CREATE TABLE crm.slow (id int PRIMARY KEY CHECK (crm.slow(id)), contact text);
+             INSERT INTO crm.slow SELECT g, 'user' || g || '@corp.example' FROM generate_series(1, 1500) g;
+             ANALYZE;",
+        )
+        .expect("mask_src");
+    *made = true;
+}
+
+/// An empty target database whose hash key is `Jefe` (pgcrypto beside it,
+/// to compute the expected HMACs independently).
+fn target(env: &Env, db: &str) -> Client {
+    empty_target(env, db);
+    let mut c = env.client(env.tgt_port, db);
+    c.batch_execute(&format!(
+        "CREATE EXTENSION pgcrypto; ALTER DATABASE {db} SET pgclone.mask_key = 'Jefe'"
+    ))
+    .expect("target setup");
+    env.client(env.tgt_port, db)
+}
+
+fn people_mask() -> &'static str {
+    r#"{"mask": {"email": "email", "full_name": "name", "phone": "phone",
+        "nick": {"type": "partial", "prefix": 2, "suffix": 3}, "tags": "hash", "ext_ref": "hash",
+        "score": {"type": "random_int", "min": 1, "max": 9},
+        "balance": {"type": "constant", "value": "1.50"}, "born": "null", "note": "hash"}}"#
+}
+
+/// The HMAC of `v` under the key `Jefe`, by pgcrypto.
+fn hmac(c: &mut Client, v: &str) -> String {
+    one(
+        c,
+        "SELECT encode(substr(hmac(convert_to($1, 'UTF8'), sha256('Jefe'::bytea), 'sha256'), 1, 16), 'hex')",
+        &[&v],
+    )
+}
+
+#[test]
+fn every_strategy_gives_its_documented_output() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut c = target(&env, "mask_out");
+    // A table clone finds its column types on the target.
+    c.batch_execute("CREATE SCHEMA crm; CREATE DOMAIN crm.short_text AS varchar(12)")
+        .unwrap();
+    let summary: String = one(
+        &mut c,
+        "SELECT pgclone.table($1, 'crm', 'people', true, NULL, $2)",
+        &[&env.src_conninfo("mask_src"), &people_mask()],
+    );
+    assert!(summary.contains("3 rows"), "{summary}");
+    let rows = c
+        .query(
+            "SELECT id, email, full_name, phone, nick::text, tags, ext_ref::text, score, balance::text, born::text, note \
+             FROM crm.people ORDER BY id",
+            &[],
+        )
+        .unwrap();
+    let text = |r: &postgres::Row, i: usize| r.get::<_, Option<String>>(i);
+    let (same, red, blue) = (
+        hmac(&mut c, "same"),
+        hmac(&mut c, "red"),
+        hmac(&mut c, "blue"),
+    );
+    let uuid1 = hmac(&mut c, "6f1c2f4e-8a8b-4c49-9d0e-111111111111");
+    let r1 = &rows[0];
+    assert_eq!(text(r1, 1).as_deref(), Some("a***@example.com"));
+    assert_eq!(text(r1, 2).as_deref(), Some("XXXX"));
+    assert_eq!(text(r1, 3).as_deref(), Some("***-4567"));
+    assert_eq!(text(r1, 4).as_deref(), Some("Jo***son"));
+    assert_eq!(r1.get::<_, Option<Vec<String>>>(5), Some(vec![red, blue]));
+    let as_uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &uuid1[0..8],
+        &uuid1[8..12],
+        &uuid1[12..16],
+        &uuid1[16..20],
+        &uuid1[20..32]
+    );
+    assert_eq!(text(r1, 6), Some(as_uuid), "hash of a uuid is a valid uuid");
+    let score: Option<i16> = r1.get(7);
+    assert!(score.is_some_and(|s| (1..=9).contains(&s)), "{score:?}");
+    assert_eq!(text(r1, 8).as_deref(), Some("1.50"));
+    assert_eq!(text(r1, 9), None);
+    assert_eq!(text(r1, 10), Some(same.clone()));
+    // NULL stays NULL where the strategy says so; short values hide whole.
+    let r2 = &rows[1];
+    assert_eq!(text(r2, 1), None, "email keeps NULL");
+    assert_eq!(text(r2, 3).as_deref(), Some("****"));
+    assert_eq!(text(r2, 4).as_deref(), Some("**"));
+    assert_eq!(r2.get::<_, Option<Vec<String>>>(5), None);
+    assert_eq!(text(r2, 6), None, "hash keeps NULL");
+    assert_eq!(text(r2, 10), Some(same), "same input, same hash");
+    let r3 = &rows[2];
+    assert_eq!(text(r3, 1).as_deref(), Some("***"));
+    assert_eq!(r3.get::<_, Option<Vec<String>>>(5), Some(vec![]));
+    assert_eq!(text(r3, 4), None);
+}
+
+#[test]
+fn an_impossible_rule_is_refused_before_anything_is_made() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut c = target(&env, "mask_bad");
+    for (mask, says) in [
+        (r#"{"score": "email"}"#, "score"),
+        (
+            r#"{"score": {"type": "random_int", "min": 0, "max": 40000}}"#,
+            "does not fit",
+        ),
+        (r#"{"ext_ref": "name"}"#, "uuid"),
+        (
+            r#"{"balance": {"type": "constant", "value": "abc"}}"#,
+            "refuses its value",
+        ),
+        (
+            r#"{"balance": {"type": "random_int", "min": 0, "max": 100000}}"#,
+            "digits",
+        ),
+        (r#"{"full_name": "null"}"#, "NOT NULL"),
+        (r#"{"nick": "hash"}"#, "holds 12"),
+        (r#"{"nope": "hash"}"#, "no column \"nope\""),
+        (r#"{"born": "random_int"}"#, "date"),
+        (r#"{"id": "name"}"#, "primary key"),
+        (r#"{"email": "mystery"}"#, "unknown mask"),
+    ] {
+        let (code, msg) = expect_error(
+            &mut c,
+            &format!(
+                "SELECT pgclone.table({}, 'crm', 'people', true, NULL, {})",
+                lit(&env.src_conninfo("mask_src")),
+                lit(&format!("{{\"mask\": {mask}}}"))
+            ),
+        );
+        assert_eq!(code, "22023", "{mask}: {msg}");
+        assert!(msg.contains(says), "{mask}: {msg}");
+        let made: bool = one(
+            &mut c,
+            "SELECT to_regclass('crm.people') IS NOT NULL OR to_regnamespace('crm') IS NOT NULL",
+            &[],
+        );
+        assert!(!made, "{mask}: something was made");
+    }
+}
+
+/// Every text value of the clone's tables, with the table it is in.
+fn every_text(c: &mut Client, schema: &str) -> Vec<(String, String)> {
+    let cols: Vec<(String, String)> = c
+        .query(
+            "SELECT c.oid::regclass::text, quote_ident(a.attname) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut out = Vec::new();
+    for (t, col) in cols {
+        for r in c
+            .query(
+                &format!("SELECT {col}::text FROM {t} WHERE {col} IS NOT NULL"),
+                &[],
+            )
+            .unwrap()
+        {
+            out.push((t.clone(), r.get(0)));
+        }
+    }
+    out
+}
+
+const CRM_MASK: &str =
+    r#""mask": {"customers.email": "hash", "customers.name": "name", "slow.contact": "email"}"#;
+
+#[test]
+fn a_masked_join_stays_valid_and_no_raw_value_reaches_the_target() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut c = target(&env, "mask_keys");
+    c.batch_execute("ALTER DATABASE mask_keys SET log_statement = 'all'")
+        .unwrap();
+    let mut c = env.client(env.tgt_port, "mask_keys");
+    let log_from = std::fs::metadata(env_tgt_log())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let opts = format!("{{{CRM_MASK}, \"exclude_tables\": [\"crm.people\"]}}");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'crm', true, $2)",
+        &[&env.src_conninfo("mask_src"), &opts],
+    );
+    // The foreign key was made (so it held) and every order finds its customer.
+    let joined: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM crm.orders o JOIN crm.customers k ON k.email = o.customer_email",
+        &[],
+    );
+    assert_eq!(joined, 3000);
+    let fk: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_customer_email_fkey' AND convalidated",
+        &[],
+    );
+    assert_eq!(fk, 1);
+    // No raw value of a masked column anywhere in the clone...
+    let raw: Vec<(String, String)> = every_text(&mut c, "crm")
+        .into_iter()
+        .filter(|(_, v)| v.contains("corp.example") && !v.starts_with("u***@"))
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "raw values on the target: {:?}",
+        &raw[..raw.len().min(5)]
+    );
+    // ... nor in the target's server log, every statement logged.
+    let log = std::fs::read(env_tgt_log()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&log[(log_from as usize).min(log.len())..]);
+    assert!(!text.is_empty(), "nothing logged");
+    for v in ["user1@corp.example", "user17@corp.example", "Name 17"] {
+        assert!(!text.contains(v), "{v} in the target's log");
+    }
+    // (Only now: the reference HMAC's own query names a raw value.)
+    let expected = hmac(&mut c, "user1@corp.example");
+    let got: String = one(&mut c, "SELECT email FROM crm.customers WHERE id = 1", &[]);
+    assert_eq!(got, expected, "keyed hash, the same as pgcrypto's HMAC");
+    // A mask that would repeat values of a unique column, or break the join.
+    for (mask, says) in [
+        (
+            r#"{"customers.email": "name"}"#,
+            "orders_customer_email_fkey",
+        ),
+        (
+            r#"{"customers.email": "hash", "orders.customer_email": "hash", "customers.id": "null"}"#,
+            "customers_pkey",
+        ),
+        (
+            r#"{"orders.customer_email": "email"}"#,
+            "orders_customer_email_fkey",
+        ),
+    ] {
+        let db = "mask_keys_bad";
+        empty_target(&env, db);
+        let (code, msg) = expect_error(
+            &mut env.client(env.tgt_port, db),
+            &format!(
+                "SELECT pgclone.schema({}, 'crm', true, {})",
+                lit(&env.src_conninfo("mask_src")),
+                lit(&format!("{{\"mask\": {mask}}}"))
+            ),
+        );
+        assert_eq!(code, "22023", "{msg}");
+        assert!(msg.contains(says), "{mask}: {msg}");
+    }
+}
+
+fn env_tgt_log() -> String {
+    std::env::var("PGCLONE_IT_TGT_LOG").expect("PGCLONE_IT_TGT_LOG")
+}
+
+/// Poll until `sql` returns true, or fail after `secs`.
+fn wait_for(c: &mut Client, sql: &str, secs: u64, what: &str) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if c.query_one(sql, &[])
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} not seen in {secs} s");
+}
+
+fn job_end(c: &mut Client, job: i32) -> String {
+    wait_for(
+        c,
+        &format!("SELECT status NOT IN ('running', 'pending') FROM pgclone.jobs_view WHERE job_id = {job}"),
+        120,
+        "the job's end",
+    );
+    one(
+        c,
+        &format!("SELECT status FROM pgclone.jobs_view WHERE job_id = {job}"),
+        &[],
+    )
+}
+
+#[test]
+fn every_path_gives_the_same_masked_clone() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let src = env.src_conninfo("mask_src");
+    let opts = |extra: &str| format!("{{{CRM_MASK}, \"exclude_tables\": [\"crm.people\"]{extra}}}");
+    // Serial, in this session.
+    let mut c = target(&env, "mask_serial");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'crm', true, $2)",
+        &[&src, &opts("")],
+    );
+    // Four workers, waited for.
+    let mut c = target(&env, "mask_par");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'crm', true, $2)",
+        &[&src, &opts(", \"parallel\": 4")],
+    );
+    // In the background.
+    let mut c = target(&env, "mask_async");
+    let job: i32 = one(
+        &mut c,
+        "SELECT pgclone.schema_async($1, 'crm', true, $2)",
+        &[&src, &opts(", \"parallel\": 2")],
+    );
+    assert_eq!(job_end(&mut c, job), "completed");
+    // Cancelled while it copies crm.slow, then resumed.
+    let mut c = target(&env, "mask_resumed");
+    let job: i32 = one(
+        &mut c,
+        "SELECT pgclone.schema_async($1, 'crm', true, $2)",
+        &[&src, &opts(", \"parallel\": 2")],
+    );
+    wait_for(
+        &mut c,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pgclone worker' \
+             AND query LIKE 'pgclone job {job}: %crm.slow%')"
+        ),
+        30,
+        "the copy of crm.slow",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    one::<bool>(&mut c, "SELECT pgclone.cancel($1)", &[&job]);
+    assert_eq!(job_end(&mut c, job), "cancelled");
+    let next: i32 = one(&mut c, "SELECT pgclone.resume($1)", &[&job]);
+    assert_eq!(job_end(&mut c, next), "completed");
+    let serial = env.all_contents(env.tgt_port, "mask_serial");
+    assert_eq!(serial.len(), 3, "{serial:?}");
+    for db in ["mask_par", "mask_async", "mask_resumed"] {
+        assert_eq!(
+            env.all_contents(env.tgt_port, db),
+            serial,
+            "{db} differs from the serial clone"
+        );
+    }
+    // And none of them copied a raw contact.
+    let raw: i64 = one(
+        &mut env.client(env.tgt_port, "mask_resumed"),
+        "SELECT count(*) FROM crm.slow WHERE contact NOT LIKE 'u***@corp.example'",
+        &[],
+    );
+    assert_eq!(raw, 0);
+}
+
+#[test]
+fn require_masks_refuses_a_sensitive_column_without_a_rule() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut c = target(&env, "mask_require");
+    let (code, msg) = expect_error(
+        &mut c,
+        &format!(
+            "SELECT pgclone.schema({}, 'crm', true, {})",
+            lit(&env.src_conninfo("mask_src")),
+            lit(&format!("{{{CRM_MASK}, \"require_masks\": true}}"))
+        ),
+    );
+    assert_eq!(code, "22023", "{msg}");
+    for col in [
+        "crm.people.email (email)",
+        "crm.people.phone (phone)",
+        "crm.people.full_name (name)",
+    ] {
+        assert!(msg.contains(col), "{col}: {msg}");
+    }
+    assert!(!msg.contains("crm.customers.email"), "it has a rule: {msg}");
+    assert!(
+        !msg.contains("crm.orders.customer_email"),
+        "it follows its key's rule: {msg}"
+    );
+    let made: bool = one(&mut c, "SELECT to_regnamespace('crm') IS NOT NULL", &[]);
+    assert!(!made);
+    // With every sensitive column ruled, the clone goes through.
+    let all = r#"{"require_masks": true, "mask": {"customers.email": "hash", "slow.contact": "email",
+        "people.email": "email", "people.phone": "phone", "people.full_name": "name"}}"#;
+    let summary: String = one(
+        &mut c,
+        "SELECT pgclone.schema($1, 'crm', true, $2)",
+        &[&env.src_conninfo("mask_src"), &all],
+    );
+    assert!(summary.contains("cloned"), "{summary}");
+}
+
+/// The hash key is the superuser's: an operator can neither read nor set
+/// it, yet its masked clones hash with it, or with the random key made
+/// with the extension when none is set.
+#[test]
+fn an_operator_masks_with_a_key_it_cannot_read() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let opts = r#"{"mask": {"customers.email": "hash"}, "include_tables": ["crm.customers"]}"#;
+    for (db, keyed) in [("mask_op_keyed", true), ("mask_op_random", false)] {
+        let mut su = if keyed {
+            target(&env, db)
+        } else {
+            empty_target(&env, db);
+            let mut c = env.client(env.tgt_port, db);
+            c.batch_execute("CREATE EXTENSION pgcrypto").unwrap();
+            c
+        };
+        su.batch_execute(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mask_op') THEN \
+               CREATE ROLE mask_op LOGIN; END IF; END $$; \
+             ALTER ROLE mask_op NOSUPERUSER; GRANT pgclone_operator TO mask_op; \
+             GRANT CREATE ON DATABASE {db} TO mask_op;"
+        ))
+        .unwrap();
+        let mut op = postgres::Client::connect(
+            &format!(
+                "host={} port={} user=mask_op dbname={db}",
+                env.sock, env.tgt_port
+            ),
+            postgres::NoTls,
+        )
+        .expect("connect as mask_op");
+        for attempt in [
+            "SHOW pgclone.mask_key",
+            "SELECT current_setting('pgclone.mask_key')",
+            "SELECT key FROM pgclone.mask_secret",
+            "SET pgclone.mask_key = 'mine'",
+            "ALTER ROLE mask_op SET pgclone.mask_key = 'mine'",
+        ] {
+            let (code, msg) = expect_error(&mut op, attempt);
+            assert_eq!(code, "42501", "{attempt}: {msg}");
+        }
+        one::<String>(
+            &mut op,
+            "SELECT pgclone.schema($1, 'crm', true, $2)",
+            &[&env.src_conninfo("mask_src"), &opts],
+        );
+        let got: String = one(&mut su, "SELECT email FROM crm.customers WHERE id = 1", &[]);
+        let expected: String = if keyed {
+            hmac(&mut su, "user1@corp.example")
+        } else {
+            one(
+                &mut su,
+                "SELECT encode(substr(hmac(convert_to('user1@corp.example', 'UTF8'), \
+                 sha256((SELECT key FROM pgclone.mask_secret)), 'sha256'), 1, 16), 'hex')",
+                &[],
+            )
+        };
+        assert_eq!(got, expected, "{db}");
+    }
+}
