@@ -52,6 +52,18 @@ fn source(env: &Env) {
                $$BEGIN PERFORM pg_sleep(0.002); RETURN true; END$$;
              CREATE TABLE crm.slow (id int PRIMARY KEY CHECK (crm.slow(id)), contact text);
              INSERT INTO crm.slow SELECT g, 'user' || g || '@corp.example' FROM generate_series(1, 1500) g;
+             CREATE SCHEMA hr;
+             CREATE TABLE hr.staff (id int PRIMARY KEY, email text UNIQUE, first_name text,
+                 last_name varchar(10) NOT NULL, phone varchar(20), ssn char(11), birth_date date,
+                 salary numeric(8,2), api_token text, classname text, description text,
+                 session_timeout int, is_email_verified boolean, email_count int, address_type text,
+                 pipeline text, mailbox_size int);
+             CREATE TABLE hr.badges (id int PRIMARY KEY, staff_email text REFERENCES hr.staff (email));
+             INSERT INTO hr.staff SELECT g, 'staff' || g || '@corp.example', 'First' || g, 'Last' || g,
+                 '+44 20 7946 ' || g, '123-45-' || g, date '1980-01-01' + g, 1000 + g, md5(g::text),
+                 'c' || g, 'd' || g, 30, true, g, 'home', 'p' || g, g
+               FROM generate_series(1, 50) g;
+             INSERT INTO hr.badges SELECT g, 'staff' || g || '@corp.example' FROM generate_series(1, 50) g;
              ANALYZE;",
         )
         .expect("mask_src");
@@ -511,4 +523,236 @@ fn an_operator_masks_with_a_key_it_cannot_read() {
         };
         assert_eq!(got, expected, "{db}");
     }
+}
+
+#[test]
+fn discover_sensitive_proposes_rules_the_clone_takes() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut c = target(&env, "mask_discover");
+    let found: String = one(
+        &mut c,
+        "SELECT pgclone.discover_sensitive($1, 'hr')",
+        &[&env.src_conninfo("mask_src")],
+    );
+    let v: serde_json::Value = serde_json::from_str(&found).expect("JSON");
+    let staff = v["staff"].as_object().unwrap_or_else(|| panic!("{found}"));
+    let mut cols: Vec<&str> = staff.keys().map(String::as_str).collect();
+    cols.sort();
+    assert_eq!(
+        cols,
+        [
+            "api_token",
+            "birth_date",
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+            "salary",
+            "ssn"
+        ],
+        "{found}"
+    );
+    // A unique column takes the hash; a text too short for it something
+    // shorter; look-alikes (classname, description, session_timeout,
+    // is_email_verified, email_count, address_type, pipeline, mailbox_size)
+    // are not flagged.
+    assert_eq!(staff["email"], "hash", "{found}");
+    assert_eq!(staff["phone"], "phone", "{found}");
+    assert_eq!(staff["ssn"], "null", "{found}");
+    assert_eq!(v["badges"]["staff_email"], "hash", "{found}");
+    // What it proposes is the mask option to paste: the clone takes it, and
+    // require_masks finds nothing left.
+    let opts = format!("{{\"mask\": {found}, \"require_masks\": true}}");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'hr', true, $2)",
+        &[&env.src_conninfo("mask_src"), &opts],
+    );
+    let joined: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM hr.badges b JOIN hr.staff s ON s.email = b.staff_email",
+        &[],
+    );
+    assert_eq!(joined, 50);
+    let raw: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM hr.staff WHERE email LIKE '%@%' OR first_name LIKE 'First%' OR ssn IS NOT NULL",
+        &[],
+    );
+    assert_eq!(raw, 0);
+    let (code, _) = expect_error(
+        &mut c,
+        "SELECT pgclone.discover_sensitive('host=/nowhere', NULL)",
+    );
+    assert_eq!(code, "22004", "a NULL schema is refused");
+}
+
+#[test]
+fn mask_in_place_masks_a_local_table_and_keeps_its_keys() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut c = target(&env, "mask_inplace");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'crm', true, '{\"exclude_tables\": [\"crm.slow\"]}')",
+        &[&env.src_conninfo("mask_src")],
+    );
+    let said: String = one(
+        &mut c,
+        "SELECT pgclone.mask_in_place('crm', 'people', '{\"email\": \"email\", \"note\": \"hash\"}')",
+        &[],
+    );
+    assert!(said.contains("3 rows"), "{said}");
+    let email: String = one(&mut c, "SELECT email FROM crm.people WHERE id = 1", &[]);
+    assert_eq!(email, "a***@example.com");
+    let note: String = one(&mut c, "SELECT note FROM crm.people WHERE id = 1", &[]);
+    assert_eq!(note, hmac(&mut c, "same"), "the same hash as a clone's");
+    // A column another table's foreign key points at stays as it is.
+    let (code, msg) = expect_error(
+        &mut c,
+        "SELECT pgclone.mask_in_place('crm', 'customers', '{\"email\": \"hash\"}')",
+    );
+    assert_eq!(code, "22023", "{msg}");
+    assert!(msg.contains("orders_customer_email_fkey"), "{msg}");
+    let (code, msg) = expect_error(
+        &mut c,
+        "SELECT pgclone.mask_in_place('crm', 'people', '{\"score\": \"email\"}')",
+    );
+    assert_eq!(code, "22023", "{msg}");
+}
+
+/// The ACL of a table and its columns, as sorted text.
+fn acl(c: &mut Client, table: &str) -> Vec<String> {
+    c.query(
+        "SELECT coalesce(a.attname, '') || ' ' || pg_get_userbyid(x.grantee) || ' ' || x.privilege_type || ' ' || x.is_grantable          FROM pg_class r LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND a.attacl IS NOT NULL,               aclexplode(CASE WHEN a.attname IS NULL THEN coalesce(r.relacl, acldefault('r', r.relowner)) ELSE a.attacl END) x          WHERE r.oid = $1::text::regclass ORDER BY 1",
+        &[&table],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn a_masking_policy_cannot_be_bypassed_and_gives_back_the_grants() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    let mut su = target(&env, "mask_policy");
+    one::<String>(
+        &mut su,
+        "SELECT pgclone.schema($1, 'crm', true, '{\"exclude_tables\": [\"crm.slow\"]}')",
+        &[&env.src_conninfo("mask_src")],
+    );
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mask_reader') THEN CREATE ROLE mask_reader LOGIN; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mask_admin') THEN CREATE ROLE mask_admin; END IF;
+         END $$;
+         GRANT USAGE ON SCHEMA crm TO mask_reader;
+         GRANT SELECT ON crm.customers TO mask_reader;
+         GRANT SELECT (id), UPDATE (name) ON crm.customers TO mask_admin WITH GRANT OPTION;
+         CREATE FUNCTION public.leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS
+           $$BEGIN RAISE NOTICE 'leak: %', $1; RETURN true; END$$;
+         CREATE FUNCTION public.peek() RETURNS SETOF text LANGUAGE sql AS $$SELECT email FROM crm.customers$$;",
+    )
+    .unwrap();
+    let before = acl(&mut su, "crm.customers");
+    let (code, msg) = expect_error(
+        &mut su,
+        "SELECT pgclone.create_masking_policy('crm', 'customers', '{\"email\": \"hash\"}', 'mask_admin')",
+    );
+    assert_eq!(code, "22023", "a keyed hash has no place in a view: {msg}");
+    let said: String = one(
+        &mut su,
+        "SELECT pgclone.create_masking_policy('crm', 'customers', \
+         '{\"email\": {\"type\": \"partial\", \"prefix\": 1, \"suffix\": 0}, \"name\": \"name\"}', 'mask_admin')",
+        &[],
+    );
+    assert!(said.contains("customers_masked"), "{said}");
+    let notices = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut reader = {
+        let n = notices.clone();
+        let mut cfg: postgres::Config = format!(
+            "host={} port={} user=mask_reader dbname=mask_policy",
+            env.sock, env.tgt_port
+        )
+        .parse()
+        .unwrap();
+        cfg.notice_callback(move |e| n.lock().unwrap().push(e.message().to_string()));
+        cfg.connect(postgres::NoTls).expect("mask_reader")
+    };
+    // The view: masked values only.
+    let shown: String = one(
+        &mut reader,
+        "SELECT email || ' ' || name FROM crm.customers_masked WHERE id = 1",
+        &[],
+    );
+    assert_eq!(shown, "u*** XXXX");
+    // Every way around it fails or shows masked values.
+    for attempt in [
+        "SELECT email FROM crm.customers LIMIT 1",
+        "COPY crm.customers TO STDOUT",
+        "SELECT * FROM public.peek()",
+        "TABLE crm.customers",
+    ] {
+        let (code, msg) = expect_error(&mut reader, attempt);
+        assert_eq!(code, "42501", "{attempt}: {msg}");
+    }
+    reader
+        .batch_execute(
+            "BEGIN; DECLARE c CURSOR FOR SELECT email FROM crm.customers_masked ORDER BY id; FETCH 5 FROM c; COMMIT;",
+        )
+        .unwrap();
+    let rows = reader
+        .query(
+            "SELECT email FROM crm.customers_masked WHERE public.leak(email)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 300);
+    let heard = notices.lock().unwrap().join("\n");
+    assert!(heard.contains("leak: u***"), "{heard}");
+    assert!(
+        !heard.contains("corp.example"),
+        "a raw value leaked: {heard}"
+    );
+    // The report sees the policy.
+    let status: String = one(
+        &mut su,
+        "SELECT mask_status FROM pgclone.masking_report('crm') WHERE table_name = 'customers' AND column_name = 'email'",
+        &[],
+    );
+    assert_eq!(status, "masked view customers_masked");
+    let (sens, rec): (String, String) = {
+        let r = su
+            .query_one(
+                "SELECT sensitivity, recommendation FROM pgclone.masking_report('crm') \
+                 WHERE table_name = 'orders' AND column_name = 'customer_email'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(sens, "email");
+    assert!(rec.contains("email"), "{rec}");
+    // Dropped: the grants are those of before, exactly.
+    let said: String = one(
+        &mut su,
+        "SELECT pgclone.drop_masking_policy('crm', 'customers')",
+        &[],
+    );
+    assert!(said.contains("dropped"), "{said}");
+    assert_eq!(acl(&mut su, "crm.customers"), before);
+    let gone: bool = one(
+        &mut su,
+        "SELECT to_regclass('crm.customers_masked') IS NULL",
+        &[],
+    );
+    assert!(gone);
+    let back: i64 = one(&mut reader, "SELECT count(*) FROM crm.customers", &[]);
+    assert_eq!(back, 300);
 }

@@ -449,6 +449,11 @@ fn text_mask(s: &Strategy, v: &str, key: &MaskKey) -> String {
 /// The select-list item that stands for the column: its masked value, of
 /// the column's type, under the column's name.
 pub fn select_item(m: &MaskedColumn, key: &MaskKey) -> String {
+    format!("{} AS {}", masked_value(m, key), quote_ident(&m.column))
+}
+
+/// The masked value of the column, of the column's type.
+pub fn masked_value(m: &MaskedColumn, key: &MaskKey) -> String {
     let col = quote_ident(&m.column);
     let clamp = |e: String| match m.clamp {
         Some(n) => format!("pg_catalog.left({e}, {n})"),
@@ -472,7 +477,7 @@ pub fn select_item(m: &MaskedColumn, key: &MaskKey) -> String {
         ),
         s => clamp(text_mask(s, &format!("{col}::text"), key)),
     };
-    format!("({expr})::{} AS {col}", m.type_sql)
+    format!("({expr})::{}", m.type_sql)
 }
 
 /// Rules by source table, then column.
@@ -487,7 +492,25 @@ pub fn rules_by_table(
     table_clone: bool,
 ) -> Result<Rules, String> {
     let mut out = Rules::new();
+    // `{"table": {"col": ...}}`, as discover_sensitive() writes it, stands
+    // for `{"table.col": ...}`.
+    let mut flat: Vec<(String, MaskSpec)> = Vec::new();
     for (key, spec) in mask {
+        match spec {
+            MaskSpec::Detailed(m)
+                if !table_clone && !key.contains('.') && !m.contains_key("type") =>
+            {
+                for (col, v) in m {
+                    let spec: MaskSpec = serde_json::from_value(v.clone()).map_err(|_| {
+                        format!("mask for \"{key}.{col}\": a strategy name or a rule object")
+                    })?;
+                    flat.push((format!("{key}.{col}"), spec));
+                }
+            }
+            _ => flat.push((key.clone(), spec.clone())),
+        }
+    }
+    for (key, spec) in &flat {
         let strategy = Strategy::parse(spec).map_err(|e| format!("mask for \"{key}\": {e}"))?;
         let parts: Vec<&str> = key.split('.').collect();
         let (schema, table, column) = match (table_clone, parts.as_slice()) {
@@ -922,6 +945,13 @@ mod unit {
         assert!(rules_by_table(&bad, &[&p, &c], false)
             .unwrap_err()
             .contains("no column \"nope\""));
+        let nested: BTreeMap<String, MaskSpec> = serde_json::from_str(
+            r#"{"users": {"email": "hash"}, "orders": {"id": {"type": "null"}}}"#,
+        )
+        .unwrap();
+        let r = rules_by_table(&nested, &[&p, &c], false).unwrap();
+        assert_eq!(r[&("s".into(), "users".into())]["email"], Strategy::Hash);
+        assert_eq!(r[&("s".into(), "orders".into())]["id"], Strategy::Null);
         let one: BTreeMap<String, MaskSpec> = serde_json::from_str(r#"{"email": "hash"}"#).unwrap();
         assert!(rules_by_table(&one, &[&p], true).is_ok());
         assert!(rules_by_table(&one, &[&p], false).is_err());

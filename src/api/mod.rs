@@ -503,3 +503,89 @@ fn progress_detail() -> TableIterator<
         .collect();
     TableIterator::new(out)
 }
+
+// ---- masking ----
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn discover_sensitive(conninfo: Option<&str>, schema_name: Option<&str>) -> String {
+    guarded();
+    let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
+    let schema = required(schema_name, "schema_name");
+    crate::mask::discover(conninfo, schema).or_raise()
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn mask_in_place(
+    schema_name: Option<&str>,
+    table_name: Option<&str>,
+    mask_json: Option<&str>,
+) -> String {
+    guarded();
+    crate::mask::local::in_place(
+        required(schema_name, "schema_name"),
+        required(table_name, "table_name"),
+        required(mask_json, "mask_json"),
+    )
+    .or_raise()
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_masking_policy(
+    schema_name: Option<&str>,
+    table_name: Option<&str>,
+    mask_json: Option<&str>,
+    privileged_role: Option<&str>,
+) -> String {
+    guarded();
+    crate::mask::local::create_policy(
+        required(schema_name, "schema_name"),
+        required(table_name, "table_name"),
+        required(mask_json, "mask_json"),
+        required(privileged_role, "privileged_role"),
+    )
+    .or_raise()
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_masking_policy(schema_name: Option<&str>, table_name: Option<&str>) -> String {
+    guarded();
+    crate::mask::local::drop_policy(
+        required(schema_name, "schema_name"),
+        required(table_name, "table_name"),
+    )
+    .or_raise()
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn masking_report(
+    schema_name: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(schema_name, String),
+        name!(table_name, String),
+        name!(column_name, String),
+        name!(sensitivity, String),
+        name!(mask_status, String),
+        name!(recommendation, String),
+    ),
+> {
+    guarded();
+    let rows = crate::mask::local::report(required(schema_name, "schema_name")).or_raise();
+    TableIterator::new(rows.into_iter().map(|r| {
+        (
+            r.schema,
+            r.table,
+            r.column,
+            r.sensitivity,
+            r.status,
+            r.recommendation,
+        )
+    }))
+}

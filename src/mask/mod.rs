@@ -8,6 +8,8 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use std::ffi::CString;
 
+pub mod local;
+
 /// `pgclone.mask_key`: set by a superuser (postgresql.conf, ALTER SYSTEM,
 /// ALTER DATABASE or ROLE ... SET); shown to superusers only. A session's
 /// own SET is not used (see `key`).
@@ -94,4 +96,32 @@ pub fn check_on_source(src: &SourceConn, masks: &Masks, key: &MaskKey) -> Result
         })?;
     }
     Ok(())
+}
+
+/// Rules for the sensitive columns of a source schema, as JSON to paste
+/// into the `mask` option of a schema clone: `{"table": {"col": ...}}`.
+/// Read-only on the source.
+pub fn discover(conninfo: &str, schema: &str) -> Result<String> {
+    use crate::catalog::{inventory, Scope};
+    let setup = pgclone_core::conninfo::session_setup_sql("UTF8", "1min");
+    let src = crate::target::connect_source(conninfo, &setup)?;
+    src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    let exists: bool = src
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )?
+        .get(0);
+    if !exists {
+        return Err(CloneError::UndefinedSchema(schema.to_string()));
+    }
+    let names = [schema.to_string()];
+    let inv = inventory(
+        &src,
+        Scope::Schemas(&names),
+        pgclone_core::plan::assemble::What::Schema,
+        &pgclone_core::options::Options::default(),
+    )?;
+    src.batch("COMMIT")?;
+    Ok(local::discover(&inv.tables).to_string())
 }
