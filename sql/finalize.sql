@@ -57,3 +57,14 @@ COMMENT ON FUNCTION pgclone.discard(integer) IS
     'discard(job_id): drop what a failed or cancelled job made on this server (its schemas, or its objects in schemas that existed before; a schema it set aside comes back) and forget the job';
 COMMENT ON FUNCTION pgclone.clear_jobs() IS
     'clear_jobs(): forget completed, failed and cancelled jobs; returns how many';
+
+COMMENT ON FUNCTION pgclone.discover_sensitive(text, text) IS
+    'discover_sensitive(conninfo, schema): JSON {"table": {"col": rule}} for the source schema''s columns that look sensitive by name and type, ready to paste as the "mask" option; read-only on the source';
+COMMENT ON FUNCTION pgclone.mask_in_place(text, text, text) IS
+    'mask_in_place(schema, table, mask_json): mask a local table with one UPDATE run as its owner; the rules and checks of a masked clone';
+COMMENT ON FUNCTION pgclone.create_masking_policy(text, text, text, text) IS
+    'create_masking_policy(schema, table, mask_json, privileged_role): <table>_masked, a security_barrier view with the masked columns, for every role that read the table; the table itself only for privileged_role';
+COMMENT ON FUNCTION pgclone.drop_masking_policy(text, text) IS
+    'drop_masking_policy(schema, table): drop the masked view and put back the table''s grants exactly as they were';
+COMMENT ON FUNCTION pgclone.masking_report(text) IS
+    'masking_report(schema): per column, its sensitivity, whether a masking policy masks it, and the rule to use';

@@ -419,6 +419,20 @@ impl MaskKey {
     }
 }
 
+/// An integer drawn from [min, max]. In double precision while the span
+/// is exact there (up to 2^53; numeric arithmetic costs a masked clone of
+/// millions of rows seconds of the source's CPU), in numeric beyond.
+fn random_int(min: i64, max: i64) -> String {
+    let span = max as i128 - min as i128 + 1;
+    if span <= 1 << 53 {
+        format!("(({min})::int8 + pg_catalog.floor(pg_catalog.random() * {span}::float8)::int8)")
+    } else {
+        format!(
+            "({min}::numeric + pg_catalog.floor(pg_catalog.random() * ({max}::numeric - {min}::numeric + 1)))::int8"
+        )
+    }
+}
+
 /// The mask of one text value `v` (a SQL expression of type text).
 fn text_mask(s: &Strategy, v: &str, key: &MaskKey) -> String {
     match s {
@@ -439,9 +453,7 @@ fn text_mask(s: &Strategy, v: &str, key: &MaskKey) -> String {
         ),
         Strategy::Hash => key.hash_sql(v),
         Strategy::Null => "NULL::text".into(),
-        Strategy::RandomInt { min, max } => format!(
-            "({min}::numeric + pg_catalog.floor(pg_catalog.random() * ({max}::numeric - {min}::numeric + 1)))::int8::text"
-        ),
+        Strategy::RandomInt { min, max } => format!("{}::text", random_int(*min, *max)),
         Strategy::Constant(c) => quote_literal(c),
     }
 }
@@ -461,7 +473,9 @@ pub fn masked_value(m: &MaskedColumn, key: &MaskKey) -> String {
     };
     let expr = match &m.strategy {
         Strategy::Null => "NULL".to_string(),
-        Strategy::Constant(c) => quote_literal(c),
+        // Cast once for the whole COPY (an InitPlan), not once a row: the
+        // input functions of dates and times are not folded in planning.
+        Strategy::Constant(c) => format!("SELECT CAST({} AS {})", quote_literal(c), m.type_sql),
         s if m.elementwise => format!(
             // One dimension only: unnest would flatten more, so more is an
             // error that names neither the values nor anything but the column.
@@ -472,9 +486,7 @@ pub fn masked_value(m: &MaskedColumn, key: &MaskKey) -> String {
             e = clamp(text_mask(s, "pgclone_u.v::text", key)),
             name = m.column.replace('\'', "''"),
         ),
-        Strategy::RandomInt { min, max } => format!(
-            "({min}::numeric + pg_catalog.floor(pg_catalog.random() * ({max}::numeric - {min}::numeric + 1)))"
-        ),
+        Strategy::RandomInt { min, max } => random_int(*min, *max),
         s => clamp(text_mask(s, &format!("{col}::text"), key)),
     };
     format!("({expr})::{}", m.type_sql)
@@ -856,6 +868,15 @@ mod unit {
     }
 
     #[test]
+    fn random_ints_stay_exact() {
+        assert_eq!(
+            random_int(-5, 5),
+            "((-5)::int8 + pg_catalog.floor(pg_catalog.random() * 11::float8)::int8)"
+        );
+        assert!(random_int(i64::MIN, i64::MAX).contains("::numeric"));
+    }
+
+    #[test]
     fn select_items_cast_to_the_column_type() {
         let k = MaskKey::new(b"k");
         let m = MaskedColumn {
@@ -881,7 +902,7 @@ mod unit {
         };
         assert_eq!(
             select_item(&c, &k),
-            "('it''s')::character varying(10) AS \"Mail\""
+            "(SELECT CAST('it''s' AS character varying(10)))::character varying(10) AS \"Mail\""
         );
         assert_eq!(
             constant_probe(&c).unwrap(),
