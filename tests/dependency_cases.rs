@@ -91,3 +91,64 @@ fn mutually_referencing_foreign_keys() {
          BEGIN; INSERT INTO a VALUES (1, 1); INSERT INTO b VALUES (1, 1); COMMIT;",
     );
 }
+
+/// Views (and views of views, and functions whose bodies read them) of a
+/// table that `exclude_tables` leaves out are left out too, each with a
+/// NOTICE; before, the clone failed at the first of them.
+#[test]
+fn readers_of_an_excluded_table_are_left_out() {
+    let env = env();
+    let (src, tgt) = ("dep_excluded", "dep_excluded_t");
+    database_from(&env, env.src_port, src, &[]);
+    env.client(env.src_port, src)
+        .batch_execute(
+            "CREATE SCHEMA app;
+             CREATE TABLE app.a (x int); CREATE TABLE app.b (y int);
+             INSERT INTO app.a VALUES (1); INSERT INTO app.b VALUES (2);
+             CREATE VIEW app.on_a AS SELECT x FROM app.a;
+             CREATE VIEW app.on_on_a AS SELECT x FROM app.on_a;
+             CREATE VIEW app.on_b AS SELECT y FROM app.b;
+             CREATE FUNCTION app.count_a() RETURNS bigint LANGUAGE sql STABLE
+               BEGIN ATOMIC SELECT count(*) FROM app.on_a; END;",
+        )
+        .unwrap();
+    empty_target(&env, tgt);
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut c = {
+        let n = notices.clone();
+        let mut cfg: postgres::Config = format!(
+            "host={} port={} user=postgres dbname={tgt}",
+            env.sock, env.tgt_port
+        )
+        .parse()
+        .unwrap();
+        cfg.notice_callback(move |e| n.lock().unwrap().push(e.message().to_string()));
+        cfg.connect(postgres::NoTls).expect("target")
+    };
+    c.query_one(
+        "SELECT pgclone.schema($1, 'app', true, '{\"exclude_tables\": [\"app.a\"]}')",
+        &[&env.src_conninfo(src)],
+    )
+    .expect("clone");
+    let said = notices.lock().unwrap().join("\n");
+    for n in [
+        "view app.on_a not cloned: it reads table app.a",
+        "view app.on_on_a not cloned: it reads view app.on_a",
+        "function app.count_a() not cloned: it reads view app.on_a",
+    ] {
+        assert!(said.contains(n), "{n}: {said}");
+    }
+    let made: Vec<String> = c
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'app' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(made, ["b", "on_b"]);
+    let y: i32 = c.query_one("SELECT y FROM app.on_b", &[]).unwrap().get(0);
+    assert_eq!(y, 2);
+}

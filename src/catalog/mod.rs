@@ -114,7 +114,11 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
         t.default_deps = default_deps.remove(&oid).unwrap_or_default();
         if let Some(b) = sizes.get(&oid) {
             t.bytes = *b;
-            t.pages = *b / 8192;
+            // The heap's own pages stay when relpages knows them (what is
+            // beyond them is TOAST, which the compression sample reads).
+            if t.pages == 0 {
+                t.pages = *b / 8192;
+            }
         }
     }
     // How the source stored the values of large TOASTed tables (a few
@@ -252,6 +256,8 @@ pub fn inventory(
         if matches_any(&opts.include_tables, &full) == Some(false)
             || matches_any(&opts.exclude_tables, &full) == Some(true)
         {
+            inv.left_out
+                .push((format!("rel:{}", t.oid), format!("table {full}")));
             continue;
         }
         inv.tables.push(t);
@@ -344,5 +350,6 @@ pub fn inventory(
     for r in owned {
         inv.aliases.insert(r.get(0), r.get(1));
     }
+    inv.leave_out_readers();
     Ok(inv)
 }

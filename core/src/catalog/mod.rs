@@ -401,6 +401,42 @@ mod unit {
     use super::fixture::*;
     use super::*;
 
+    fn view(oid: i64, name: &str) -> objects::ViewObj {
+        serde_json::from_value(serde_json::json!({
+            "oid": oid, "schema": "s", "name": name, "kind": "v", "def": "SELECT 1",
+            "reloptions": [], "access_method": null, "populated": true, "owner": "o",
+            "acl": [], "acl_null": true, "comment": null,
+            "column_comments": [], "column_defaults": []
+        }))
+        .unwrap()
+    }
+
+    /// A view of a table left out goes, and a view of that view, each with
+    /// a NOTICE; a view of a kept table stays.
+    #[test]
+    fn readers_of_a_left_out_table_are_left_out() {
+        let mut inv = Inventory {
+            views: vec![view(20, "on_a"), view(21, "on_on_a"), view(22, "on_b")],
+            left_out: vec![("rel:10".into(), "table s.a".into())],
+            edges: vec![
+                ("rel:20".into(), "rel:10".into()),
+                ("rel:21".into(), "rel:20".into()),
+                ("rel:22".into(), "rel:11".into()),
+            ],
+            ..Inventory::default()
+        };
+        inv.leave_out_readers();
+        let kept: Vec<&str> = inv.views.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(kept, ["on_b"]);
+        assert_eq!(
+            inv.notices,
+            [
+                "view s.on_a not cloned: it reads table s.a, which the clone leaves out",
+                "view s.on_on_a not cloned: it reads view s.on_a, which the clone leaves out"
+            ]
+        );
+    }
+
     #[test]
     fn restrict_columns_drops_dependents() {
         let mut t = table("public", "t");
@@ -510,4 +546,85 @@ pub struct Inventory {
     pub casts: Vec<objects::CastObj>,
     pub event_triggers: Vec<objects::EventTriggerObj>,
     pub publications: Vec<objects::PublicationObj>,
+    /// Tables of the cloned schemas that `include_tables` or
+    /// `exclude_tables` leave out: node key and qualified name.
+    pub left_out: Vec<(String, String)>,
+    /// What was left out because of them.
+    pub notices: Vec<String>,
+}
+
+impl Inventory {
+    /// Views, materialized views and routines that read a table the clone
+    /// leaves out (or another object left out for it) cannot be made: they
+    /// are left out too, each with a NOTICE naming what it reads.
+    pub fn leave_out_readers(&mut self) {
+        use std::collections::{HashMap, HashSet};
+        if self.left_out.is_empty() {
+            return;
+        }
+        let resolve = |k: &String| self.aliases.get(k).cloned().unwrap_or_else(|| k.clone());
+        // Left out, by node key: the name a NOTICE gives it.
+        let mut gone: HashMap<String, String> = self.left_out.iter().cloned().collect();
+        let edges: Vec<(String, String)> = self
+            .edges
+            .iter()
+            .map(|(f, t)| (resolve(f), resolve(t)))
+            .collect();
+        // What may have to go with them: (kind, schema.name) by node key.
+        let mut readers: HashMap<String, (&str, String)> = HashMap::new();
+        for v in &self.views {
+            let word = if v.kind == "m" {
+                "materialized view"
+            } else {
+                "view"
+            };
+            readers.insert(
+                format!("rel:{}", v.oid),
+                (word, format!("{}.{}", v.schema, v.name)),
+            );
+        }
+        for p in &self.procs {
+            let name = format!("{}.{}({})", p.schema, p.name, p.identity_args);
+            readers.insert(format!("proc:{}", p.oid), ("function", name));
+        }
+        loop {
+            let mut more: Vec<(String, String)> = Vec::new();
+            for (from, to) in &edges {
+                if gone.contains_key(from) || !readers.contains_key(from) {
+                    continue;
+                }
+                if let Some(what) = gone.get(to) {
+                    more.push((from.clone(), what.clone()));
+                }
+            }
+            if more.is_empty() {
+                break;
+            }
+            for (key, reads) in more {
+                if gone.contains_key(&key) {
+                    continue;
+                }
+                let (word, name) = &readers[&key];
+                self.notices.push(format!(
+                    "{word} {name} not cloned: it reads {reads}, which the clone leaves out"
+                ));
+                gone.insert(key, format!("{word} {name}"));
+            }
+        }
+        let kept = |k: String| !gone.contains_key(&k);
+        self.views.retain(|v| kept(format!("rel:{}", v.oid)));
+        self.procs.retain(|p| kept(format!("proc:{}", p.oid)));
+        let views: HashSet<i64> = self.views.iter().map(|v| v.oid).collect();
+        self.matview_indexes.retain(|(oid, _)| views.contains(oid));
+        self.view_triggers.retain(|(oid, _)| views.contains(oid));
+        // A rule on a view left out goes with it (rules name their
+        // relation as quote_ident does).
+        let dropped_views: HashSet<String> = readers
+            .iter()
+            .filter(|(k, (w, _))| gone.contains_key(*k) && *w != "function")
+            .map(|(_, (_, n))| n.clone())
+            .collect();
+        self.rules
+            .retain(|r| !dropped_views.contains(&r.table.replace('"', "")));
+    }
 }

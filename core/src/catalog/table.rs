@@ -43,8 +43,8 @@ fn depends_on_columns(classid: &str, objid: &str, relid: &str) -> String {
 /// One JSON row per table: by `(schema, name)` ($1, $2) for a table clone,
 /// or every table and partitioned table of the schemas in $1 that is not an
 /// extension's. Sizes come from `relpages` (heap and TOAST), which takes no
-/// lock on the table; a table never vacuumed or analyzed,
-/// whose `relpages` says nothing (`size_unknown`).
+/// lock on the table, except where `relpages` says nothing (`size_unknown`,
+/// see `TOAST_UNKNOWN_FROM_PAGES`).
 pub fn tables_sql(by_name: bool) -> String {
     let filter = if by_name {
         "n.nspname = $1 AND c.relname = $2"
@@ -70,7 +70,8 @@ pub fn tables_sql(by_name: bool) -> String {
             'tablespace', ts.spcname, \
             'bytes', (c.relpages::int8 + coalesce(tc.relpages, 0)) * current_setting('block_size')::int8, \
             'pages', c.relpages::int8, \
-            'size_unknown', c.reltuples < 0 AND c.relpages = 0, \
+            'size_unknown', (c.reltuples < 0 AND c.relpages = 0) \
+                OR (tc.oid IS NOT NULL AND tc.relpages = 0 AND c.relpages >= {toast_unknown_from}), \
             'has_toast', c.reltoastrelid <> 0, \
             'int_key', (SELECT a.attname FROM pg_constraint k \
                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] \
@@ -94,8 +95,16 @@ pub fn tables_sql(by_name: bool) -> String {
          ORDER BY n.nspname, c.relname",
         acl = acl_json("c.relacl"),
         comment = description("c.oid", "pg_class"),
+        toast_unknown_from = TOAST_UNKNOWN_FROM_PAGES,
     )
 }
+
+/// A table is measured (a lock each) when it was never vacuumed or
+/// analyzed, or when its heap has this many pages and its TOAST table says
+/// none: ANALYZE leaves a TOAST table's relpages at 0 until the first
+/// VACUUM, so a table loaded and analyzed a minute ago would look as if
+/// its out-of-line values weighed nothing.
+pub const TOAST_UNKNOWN_FROM_PAGES: i64 = 128;
 
 /// The sizes (heap, TOAST, maps) of the tables in $1, for those `relpages`
 /// cannot tell. This takes a lock on each, so it is asked for few tables.

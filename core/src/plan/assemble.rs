@@ -199,7 +199,10 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
         exists: &role_exists,
         can_own: &can_own,
     };
-    let mut out = Assembled::default();
+    let mut out = Assembled {
+        notices: std::mem::take(&mut inv.notices),
+        ..Assembled::default()
+    };
     let (mut nodes, created_schemas) = object_nodes(&inv, facts, &roles, &mut out.made);
     let made_before = if ask.in_job {
         made_in_existing_schemas(&inv, &created_schemas, ask, facts)
