@@ -68,3 +68,5 @@ COMMENT ON FUNCTION pgclone.drop_masking_policy(text, text) IS
     'drop_masking_policy(schema, table): drop the masked view and put back the table''s grants exactly as they were';
 COMMENT ON FUNCTION pgclone.masking_report(text) IS
     'masking_report(schema): per column, its sensitivity, whether a masking policy masks it, and the rule to use';
+COMMENT ON FUNCTION pgclone.discover_sensitive(text, text, integer) IS
+    'discover_sensitive(conninfo, schema, sample_rows): as discover_sensitive(), with the first sample_rows rows of each table confirming or correcting what the column names say (regular expressions run on the source; only counts come back)';

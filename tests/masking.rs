@@ -64,6 +64,9 @@ fn source(env: &Env) {
                  'c' || g, 'd' || g, 30, true, g, 'home', 'p' || g, g
                FROM generate_series(1, 50) g;
              INSERT INTO hr.badges SELECT g, 'staff' || g || '@corp.example' FROM generate_series(1, 50) g;
+             CREATE TABLE hr.devices (id int PRIMARY KEY, mobile text);
+             INSERT INTO hr.devices SELECT g, (ARRAY['iPhone 12', 'Pixel 7', 'none'])[1 + g % 3]
+               FROM generate_series(1, 30) g;
              ANALYZE;",
         )
         .expect("mask_src");
@@ -587,6 +590,36 @@ fn discover_sensitive_proposes_rules_the_clone_takes() {
         "SELECT pgclone.discover_sensitive('host=/nowhere', NULL)",
     );
     assert_eq!(code, "22004", "a NULL schema is refused");
+    // A sample of the values confirms or corrects the names: crm.slow.contact
+    // holds emails under a name that says nothing; hr.devices.mobile is
+    // named like a phone and holds device names.
+    let src = env.src_conninfo("mask_src");
+    let by_name: serde_json::Value = serde_json::from_str(&one::<String>(
+        &mut c,
+        "SELECT pgclone.discover_sensitive($1, 'crm')",
+        &[&src],
+    ))
+    .unwrap();
+    assert!(by_name["slow"].get("contact").is_none(), "{by_name}");
+    let sampled: serde_json::Value = serde_json::from_str(&one::<String>(
+        &mut c,
+        "SELECT pgclone.discover_sensitive($1, 'crm', 100)",
+        &[&src],
+    ))
+    .unwrap();
+    assert_eq!(sampled["slow"]["contact"], "email", "{sampled}");
+    assert_eq!(v["devices"]["mobile"], "phone", "by its name: {found}");
+    let hr: serde_json::Value = serde_json::from_str(&one::<String>(
+        &mut c,
+        "SELECT pgclone.discover_sensitive($1, 'hr', 100)",
+        &[&src],
+    ))
+    .unwrap();
+    assert!(
+        hr.get("devices").is_none(),
+        "its values are no phones: {hr}"
+    );
+    assert_eq!(hr["staff"]["phone"], "phone", "{hr}");
 }
 
 #[test]
@@ -622,6 +655,75 @@ fn mask_in_place_masks_a_local_table_and_keeps_its_keys() {
         "SELECT pgclone.mask_in_place('crm', 'people', '{\"score\": \"email\"}')",
     );
     assert_eq!(code, "22023", "{msg}");
+    // A large table is rewritten: no dead row versions, the same size, the
+    // same definition, and no trigger fired (an audit trigger would keep
+    // the raw values).
+    c.batch_execute(
+        "CREATE TABLE public.big (id int PRIMARY KEY, email text COLLATE \"C\", n int);
+         ALTER TABLE public.big ALTER COLUMN email SET STORAGE MAIN, ALTER COLUMN email SET STATISTICS 300;
+         CREATE INDEX big_email ON public.big (email);
+         CREATE TABLE public.audit (v text);
+         CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO public.audit VALUES (OLD.email); RETURN NEW; END$$;
+         CREATE TRIGGER keep BEFORE UPDATE ON public.big FOR EACH ROW EXECUTE FUNCTION public.keep();
+         INSERT INTO public.big SELECT g, 'user' || g || '@big.example', g FROM generate_series(1, 20000) g;",
+    )
+    .unwrap();
+    let shape = |c: &mut Client| -> (String, i64) {
+        let dump = env.dump_db(env.tgt_port, "mask_inplace", &["-t", "public.big"]);
+        (dump, one(c, "SELECT pg_relation_size('public.big')", &[]))
+    };
+    let (before, size) = shape(&mut c);
+    let file: u32 = one(
+        &mut c,
+        "SELECT relfilenode FROM pg_class WHERE oid = 'public.big'::regclass",
+        &[],
+    );
+    let said: String = one(
+        &mut c,
+        "SELECT pgclone.mask_in_place('public', 'big', '{\"email\": \"hash\"}')",
+        &[],
+    );
+    assert!(
+        said.contains("rewritten") && said.contains("20000 rows"),
+        "{said}"
+    );
+    let (after, size_after) = shape(&mut c);
+    assert_eq!(after, before, "the definition changed");
+    // Hashes are longer than the emails; an UPDATE would also keep every
+    // old row version (about 2.2 times the size in all).
+    assert!(size_after < size * 2, "{size} bytes became {size_after}");
+    let file_after: u32 = one(
+        &mut c,
+        "SELECT relfilenode FROM pg_class WHERE oid = 'public.big'::regclass",
+        &[],
+    );
+    assert_ne!(file, file_after, "not rewritten");
+    let (raw, audited): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM public.big WHERE email LIKE '%@%'), (SELECT count(*) FROM public.audit)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((raw, audited), (0, 0));
+    // Read by a view: one UPDATE instead, masked all the same.
+    c.batch_execute("CREATE VIEW public.big_view AS SELECT id, n FROM public.big WHERE n > 0")
+        .unwrap();
+    let said: String = one(
+        &mut c,
+        "SELECT pgclone.mask_in_place('public', 'big', '{\"n\": {\"type\": \"random_int\", \"min\": 1, \"max\": 5}}')",
+        &[],
+    );
+    assert!(said.contains("updated"), "{said}");
+    let out_of_range: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM public.big WHERE n NOT BETWEEN 1 AND 5",
+        &[],
+    );
+    assert_eq!(out_of_range, 0);
 }
 
 /// The ACL of a table and its columns, as sorted text.
@@ -707,6 +809,34 @@ fn a_masking_policy_cannot_be_bypassed_and_gives_back_the_grants() {
             "BEGIN; DECLARE c CURSOR FOR SELECT email FROM crm.customers_masked ORDER BY id; FETCH 5 FROM c; COMMIT;",
         )
         .unwrap();
+    // pg_dump as the reader: the table is refused, the view gives its
+    // definition only, with no value in it.
+    let dump = |table: &str| {
+        std::process::Command::new(format!("{}/pg_dump", env.pgbin))
+            .args([
+                "-h",
+                &env.sock,
+                "-p",
+                &env.tgt_port.to_string(),
+                "-U",
+                "mask_reader",
+            ])
+            .args(["-d", "mask_policy", "-t", table])
+            .output()
+            .expect("pg_dump")
+    };
+    let base = dump("crm.customers");
+    assert!(!base.status.success(), "pg_dump read the base table");
+    assert!(String::from_utf8_lossy(&base.stderr).contains("permission denied"));
+    let view = dump("crm.customers_masked");
+    let text = String::from_utf8_lossy(&view.stdout);
+    assert!(
+        view.status.success(),
+        "{}",
+        String::from_utf8_lossy(&view.stderr)
+    );
+    assert!(text.contains("CREATE VIEW crm.customers_masked"), "{text}");
+    assert!(!text.contains("corp.example"), "{text}");
     let rows = reader
         .query(
             "SELECT email FROM crm.customers_masked WHERE public.leak(email)",
@@ -755,4 +885,40 @@ fn a_masking_policy_cannot_be_bypassed_and_gives_back_the_grants() {
     assert!(gone);
     let back: i64 = one(&mut reader, "SELECT count(*) FROM crm.customers", &[]);
     assert_eq!(back, 300);
+}
+
+#[test]
+fn database_create_masks_too() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    source(&env);
+    ensure_extension(&env, "postgres");
+    let mut c = env.client(env.tgt_port, "postgres");
+    c.batch_execute("DROP DATABASE IF EXISTS mask_created WITH (FORCE)")
+        .unwrap();
+    let opts = r#"{"mask": {"crm.customers.email": "hash", "crm.customers.name": "name"},
+                   "include_schemas": ["crm"], "exclude_tables": ["crm.people", "crm.slow"]}"#;
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.database_create($1, 'mask_created', true, $2)",
+        &[&env.src_conninfo("mask_src"), &opts],
+    );
+    let mut m = env.client(env.tgt_port, "mask_created");
+    let hashed: i64 = one(
+        &mut m,
+        "SELECT count(*) FROM crm.customers WHERE email ~ '^[0-9a-f]{32}$' AND name = 'XXXX'",
+        &[],
+    );
+    assert_eq!(hashed, 300);
+    let joined: i64 = one(
+        &mut m,
+        "SELECT count(*) FROM crm.orders o JOIN crm.customers k ON k.email = o.customer_email",
+        &[],
+    );
+    assert_eq!(joined, 3000);
+    let raw: Vec<(String, String)> = every_text(&mut m, "crm")
+        .into_iter()
+        .filter(|(_, v)| v.contains("corp.example") || v.starts_with("Name "))
+        .collect();
+    assert!(raw.is_empty(), "{:?}", &raw[..raw.len().min(5)]);
 }

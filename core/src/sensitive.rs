@@ -7,7 +7,9 @@
 //! `ssn`, `pipeline` no `ip`. The type must fit the kind too: a boolean
 //! `is_email_verified` or an integer `email_count` is not an email.
 
+use crate::catalog::TableDef;
 use crate::mask::{Strategy, TypeFacts};
+use crate::sqltext::{qualified, quote_ident, quote_literal};
 
 /// A sensitive column: what it holds and the mask that fits its type.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +198,7 @@ const NOT_THE_VALUE: &[&str] = &[
     "expiry", "changed", "length", "len", "hint", "format", "policy", "timeout", "attempts",
 ];
 
-fn kind_of(name: &str) -> Option<&'static str> {
+pub fn kind_of(name: &str) -> Option<&'static str> {
     let w = words(name);
     // The value a column holds is named by its last words: `home_address`
     // is an address, `address_id` is a key, `is_email_verified` a flag.
@@ -223,7 +225,12 @@ fn kind_of(name: &str) -> Option<&'static str> {
 
 /// The sensitive kind of a column and a mask that fits its type, or None.
 pub fn classify(name: &str, facts: &TypeFacts, not_null: bool) -> Option<Finding> {
-    let kind = kind_of(name)?;
+    finding(kind_of(name)?, facts, not_null)
+}
+
+/// A kind's mask for a column of this type, or None when the type does not
+/// fit the kind.
+pub fn finding(kind: &'static str, facts: &TypeFacts, not_null: bool) -> Option<Finding> {
     let strategy = match (kind, facts.category.as_str()) {
         ("email", "S") => Strategy::Email,
         ("name" | "address", "S") => Strategy::Name,
@@ -253,6 +260,84 @@ pub fn classify(name: &str, facts: &TypeFacts, not_null: bool) -> Option<Finding
         _ => return None,
     };
     Some(Finding { kind, strategy })
+}
+
+/// Kinds a column's values show, by a regular expression the source runs
+/// (only counts come back: sampled values never leave the source).
+const VALUE_KINDS: &[(&str, &str)] = &[
+    ("email", r"^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$"),
+    ("phone", r"^\+?[0-9][0-9 ().-]{6,19}$"),
+    ("ip address", r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$"),
+    ("card number", r"^[0-9]{4}([ -]?[0-9]{4}){2,3}[0-9]{0,3}$"),
+    ("bank account", r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"),
+];
+
+/// Fewer sampled values than this tell nothing.
+const SAMPLE_MIN: i64 = 5;
+
+/// A count of a sample: the column's index, and the kind whose pattern it
+/// counts (None: the values present).
+pub type SampleCell = (usize, Option<&'static str>);
+
+/// A query over the first `rows` rows of a table that counts, for each of
+/// its text columns, the values present and those that look like each
+/// kind; and the (column index, kind or None for "present") of each count.
+pub fn sample_sql(t: &TableDef, rows: i64) -> Option<(String, Vec<SampleCell>)> {
+    let cols: Vec<usize> = (0..t.columns.len())
+        .filter(|i| t.columns[*i].type_facts.category == "S" && t.columns[*i].generated.is_none())
+        .collect();
+    if cols.is_empty() {
+        return None;
+    }
+    let mut counts = Vec::new();
+    let mut cells = Vec::new();
+    let mut inner = Vec::new();
+    for (k, i) in cols.iter().enumerate() {
+        let c = format!("c{k}");
+        inner.push(format!("{}::text AS {c}", quote_ident(&t.columns[*i].name)));
+        counts.push(format!("count({c})"));
+        cells.push((*i, None));
+        for (kind, re) in VALUE_KINDS {
+            counts.push(format!(
+                "count(*) FILTER (WHERE {c} OPERATOR(pg_catalog.~) {})",
+                quote_literal(re)
+            ));
+            cells.push((*i, Some(*kind)));
+        }
+    }
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM ONLY {} LIMIT {rows}) s",
+        counts.join(", "),
+        inner.join(", "),
+        qualified(&t.schema, &t.name)
+    );
+    Some((sql, cells))
+}
+
+/// What a sample says of a column that its name flags as `named` (or
+/// not): Some(kind) when it is sensitive, None when not. A name whose kind
+/// has a value pattern is kept only if half the sampled values match; a
+/// column its name does not flag is flagged when four in five match a kind.
+pub fn judge(
+    named: Option<&'static str>,
+    present: i64,
+    matches: &[(&'static str, i64)],
+) -> Option<&'static str> {
+    if present < SAMPLE_MIN {
+        return named;
+    }
+    let ratio = |n: i64| n as f64 / present as f64;
+    match named {
+        Some(k) => match matches.iter().find(|(kind, _)| *kind == k) {
+            Some((_, n)) if ratio(*n) < 0.5 => None,
+            _ => Some(k),
+        },
+        None => matches
+            .iter()
+            .filter(|(_, n)| ratio(*n) >= 0.8)
+            .max_by_key(|(_, n)| *n)
+            .map(|(k, _)| *k),
+    }
 }
 
 /// A strategy as the `mask` option writes it.
@@ -362,5 +447,35 @@ mod unit {
         assert_eq!(classify("email", &facts("B"), false), None);
         assert_eq!(classify("phone", &facts("N"), false), None);
         assert_eq!(classify("salary", &s, false), None);
+    }
+
+    #[test]
+    fn samples_confirm_or_correct_names() {
+        // Named email, and the values agree.
+        assert_eq!(judge(Some("email"), 10, &[("email", 9)]), Some("email"));
+        // Named phone, the values are something else.
+        assert_eq!(judge(Some("phone"), 10, &[("phone", 1)]), None);
+        // Named a kind without a value pattern: the name stands.
+        assert_eq!(judge(Some("name"), 10, &[("email", 0)]), Some("name"));
+        // Not named, but the values are emails.
+        assert_eq!(
+            judge(None, 10, &[("email", 9), ("phone", 0)]),
+            Some("email")
+        );
+        assert_eq!(judge(None, 10, &[("email", 5)]), None);
+        // Too few values to tell.
+        assert_eq!(judge(Some("phone"), 3, &[("phone", 0)]), Some("phone"));
+        assert_eq!(judge(None, 3, &[("email", 3)]), None);
+    }
+
+    #[test]
+    fn the_sample_counts_each_text_column() {
+        let mut t = crate::catalog::fixture::table("s", "t");
+        t.columns[1].type_facts = facts("S");
+        let (sql, cells) = sample_sql(&t, 100).unwrap();
+        assert_eq!(cells.len(), 1 + VALUE_KINDS.len());
+        assert!(sql.contains("FROM ONLY \"s\".\"t\" LIMIT 100"), "{sql}");
+        assert!(sql.contains("\"note\"::text AS c0"), "{sql}");
+        assert!(sql.contains("OPERATOR(pg_catalog.~) E'^[^@"), "{sql}");
     }
 }

@@ -513,7 +513,29 @@ fn discover_sensitive(conninfo: Option<&str>, schema_name: Option<&str>) -> Stri
     let conninfo = required(conninfo, "conninfo");
     crate::target::conceal_statement(conninfo);
     let schema = required(schema_name, "schema_name");
-    crate::mask::discover(conninfo, schema).or_raise()
+    crate::mask::discover(conninfo, schema, None).or_raise()
+}
+
+/// As discover_sensitive(), with the first `sample_rows` rows of each table
+/// confirming or correcting what the column names say.
+#[pg_extern(name = "discover_sensitive", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn discover_sensitive_sampled(
+    conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    sample_rows: Option<i32>,
+) -> String {
+    guarded();
+    let conninfo = required(conninfo, "conninfo");
+    crate::target::conceal_statement(conninfo);
+    let schema = required(schema_name, "schema_name");
+    let rows = required(sample_rows, "sample_rows");
+    if !(1..=1_000_000).contains(&rows) {
+        crate::error_report::raise(CloneError::InvalidOptions(
+            "sample_rows must be from 1 to 1000000".into(),
+        ));
+    }
+    crate::mask::discover(conninfo, schema, Some(rows as i64)).or_raise()
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -143,31 +143,104 @@ fn rules(
 }
 
 /// Mask a local table in one statement, run as the table's owner (its
-/// triggers, checks and index expressions run with the owner's rights,
-/// never the caller's), which the caller must be able to act as.
+/// checks and index expressions run with the owner's rights, never the
+/// caller's), which the caller must be able to act as.
+///
+/// The table is rewritten (`ALTER TABLE ... ALTER COLUMN ... TYPE ...
+/// USING`): new files with the masked rows and no dead row versions, its
+/// indexes rebuilt, no trigger fired (an audit trigger would copy the raw
+/// values elsewhere). A table that views, rules or policies read the masked
+/// columns of, or that has inheritance parents or children, cannot be
+/// rewritten so: it gets one UPDATE, whose old row versions stay until
+/// VACUUM.
 pub fn in_place(schema: &str, name: &str, mask_json: &str) -> Result<String> {
     let (oid, def) = table(schema, name)?;
     let masks = rules(&def, oid, mask_json, true)?;
     let k = key()?;
-    let sets: Vec<String> = masks
+    let tq = qualified(schema, name);
+    let attnums: Vec<i16> = masks
         .iter()
-        .map(|m| format!("{} = {}", quote_ident(&m.column), masked_value(m, &k)))
+        .filter_map(|m| def.columns.iter().find(|c| c.name == m.column))
+        .map(|c| c.attnum)
         .collect();
-    let sql = format!(
-        "UPDATE ONLY {} SET {}",
-        qualified(schema, name),
-        sets.join(", ")
-    );
-    let rows = target::as_role(Some(&def.owner), || {
-        Spi::connect_mut(|c| c.update(&sql, None, &[]).map(|s| s.len()))
-    })?
-    .map_err(spi)?;
+    let pinned: bool = first(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND d.refobjid = $1 AND d.refobjsubid = ANY ($2) \
+           AND d.classid IN ('pg_catalog.pg_rewrite'::pg_catalog.regclass, 'pg_catalog.pg_policy'::pg_catalog.regclass)) \
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = $1 OR inhparent = $1)",
+        &[oid.into(), attnums.into()],
+    )?
+    .unwrap_or(true);
+    let statements: Vec<String> = if pinned {
+        let sets: Vec<String> = masks
+            .iter()
+            .map(|m| format!("{} = {}", quote_ident(&m.column), masked_value(m, &k)))
+            .collect();
+        vec![format!("UPDATE ONLY {tq} SET {}", sets.join(", "))]
+    } else {
+        rewrite(&tq, &def, &masks, &k)
+    };
+    let rows: i64 = target::as_role(Some(&def.owner), || -> Result<i64> {
+        for sql in &statements {
+            Spi::run(sql).map_err(spi)?;
+        }
+        Ok(first::<i64>(&format!("SELECT count(*) FROM ONLY {tq}"), &[])?.unwrap_or(0))
+    })??;
     let cols: Vec<&str> = masks.iter().map(|m| m.column.as_str()).collect();
     Ok(format!(
-        "table {} masked in place: {rows} rows, columns {}",
-        qualified(schema, name),
+        "table {tq} masked in place ({}): {rows} rows, columns {}",
+        if pinned { "updated" } else { "rewritten" },
         cols.join(", ")
     ))
+}
+
+/// One ALTER TABLE that rewrites the masked columns, then what changing a
+/// column's type resets put back (collation, storage, compression,
+/// statistics target), so the table's definition is as it was.
+fn rewrite(
+    tq: &str,
+    def: &TableDef,
+    masks: &[MaskedColumn],
+    k: &pgclone_core::mask::MaskKey,
+) -> Vec<String> {
+    let mut alter = Vec::new();
+    let mut after = Vec::new();
+    for m in masks {
+        let Some(c) = def.columns.iter().find(|c| c.name == m.column) else {
+            continue;
+        };
+        let col = quote_ident(&c.name);
+        let collate = c
+            .collation
+            .as_ref()
+            .map(|co| format!(" COLLATE {co}"))
+            .unwrap_or_default();
+        alter.push(format!(
+            "ALTER COLUMN {col} TYPE {}{collate} USING {}",
+            c.type_sql,
+            masked_value(m, k)
+        ));
+        let storage = match c.attstorage.as_str() {
+            "p" => "PLAIN",
+            "e" => "EXTERNAL",
+            "m" => "MAIN",
+            _ => "EXTENDED",
+        };
+        after.push(format!("ALTER COLUMN {col} SET STORAGE {storage}"));
+        match c.compression.as_deref() {
+            Some("p") => after.push(format!("ALTER COLUMN {col} SET COMPRESSION pglz")),
+            Some("l") => after.push(format!("ALTER COLUMN {col} SET COMPRESSION lz4")),
+            _ => {}
+        }
+        after.push(format!(
+            "ALTER COLUMN {col} SET STATISTICS {}",
+            c.stattarget.unwrap_or(-1)
+        ));
+    }
+    vec![
+        format!("ALTER TABLE {tq} {}", alter.join(", ")),
+        format!("ALTER TABLE {tq} {}", after.join(", ")),
+    ]
 }
 
 /// The view of a masking policy.
@@ -502,12 +575,22 @@ pub fn report(schema: &str) -> Result<Vec<ReportRow>> {
 
 /// Rules for the sensitive columns of the source schema's tables, as the
 /// `mask` option of a schema clone takes them: `{"table": {"col": ...}}`.
-pub fn discover(tables: &[TableDef]) -> serde_json::Value {
+/// `sampled`: what a sample of values said of a column, by (table,
+/// column), over what its name says.
+pub fn discover(
+    tables: &[TableDef],
+    sampled: &HashMap<(String, String), Option<&'static str>>,
+) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for t in tables {
         let mut cols = serde_json::Map::new();
         for c in t.columns.iter().filter(|c| c.generated.is_none()) {
-            let Some(f) = sensitive::classify(&c.name, &c.type_facts, c.not_null) else {
+            let kind = match sampled.get(&(t.name.clone(), c.name.clone())) {
+                Some(k) => *k,
+                None => sensitive::kind_of(&c.name),
+            };
+            let Some(f) = kind.and_then(|k| sensitive::finding(k, &c.type_facts, c.not_null))
+            else {
                 continue;
             };
             let keyed = t.constraints.iter().any(|k| {
@@ -517,8 +600,13 @@ pub fn discover(tables: &[TableDef]) -> serde_json::Value {
             let mut s = if keyed { Strategy::Hash } else { f.strategy };
             let label = format!("{}.{}.{}", t.schema, t.name, c.name);
             if mask::check(&label, c, &s).is_err() {
+                // A key that cannot take the hash is left to the DBA: any
+                // other mask would break it.
+                if keyed {
+                    continue;
+                }
                 // Too long for the column, or not of its type: a shorter mask.
-                s = if keyed || c.not_null {
+                s = if c.not_null {
                     Strategy::Name
                 } else {
                     Strategy::Null

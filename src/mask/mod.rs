@@ -101,7 +101,9 @@ pub fn check_on_source(src: &SourceConn, masks: &Masks, key: &MaskKey) -> Result
 /// Rules for the sensitive columns of a source schema, as JSON to paste
 /// into the `mask` option of a schema clone: `{"table": {"col": ...}}`.
 /// Read-only on the source.
-pub fn discover(conninfo: &str, schema: &str) -> Result<String> {
+/// With `sample_rows`, the first rows of each table confirm or correct
+/// what the names say (only counts come back from the source).
+pub fn discover(conninfo: &str, schema: &str, sample_rows: Option<i64>) -> Result<String> {
     use crate::catalog::{inventory, Scope};
     let setup = pgclone_core::conninfo::session_setup_sql("UTF8", "1min");
     let src = crate::target::connect_source(conninfo, &setup)?;
@@ -122,6 +124,31 @@ pub fn discover(conninfo: &str, schema: &str) -> Result<String> {
         pgclone_core::plan::assemble::What::Schema,
         &pgclone_core::options::Options::default(),
     )?;
+    let mut sampled = std::collections::HashMap::new();
+    if let Some(rows) = sample_rows.filter(|n| *n > 0) {
+        for t in &inv.tables {
+            let Some((sql, cells)) = pgclone_core::sensitive::sample_sql(t, rows) else {
+                continue;
+            };
+            let row = src.query_one(&sql, &[])?;
+            let counts: Vec<i64> = (0..cells.len()).map(|i| row.get(i)).collect();
+            let mut k = 0;
+            while k < cells.len() {
+                let (col, _) = cells[k];
+                let present = counts[k];
+                let mut matches = Vec::new();
+                k += 1;
+                while k < cells.len() && cells[k].0 == col {
+                    matches.extend(cells[k].1.map(|kind| (kind, counts[k])));
+                    k += 1;
+                }
+                let c = &t.columns[col];
+                let named = pgclone_core::sensitive::kind_of(&c.name);
+                let verdict = pgclone_core::sensitive::judge(named, present, &matches);
+                sampled.insert((t.name.clone(), c.name.clone()), verdict);
+            }
+        }
+    }
     src.batch("COMMIT")?;
-    Ok(local::discover(&inv.tables).to_string())
+    Ok(local::discover(&inv.tables, &sampled).to_string())
 }
