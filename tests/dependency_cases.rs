@@ -113,18 +113,7 @@ fn readers_of_an_excluded_table_are_left_out() {
         )
         .unwrap();
     empty_target(&env, tgt);
-    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut c = {
-        let n = notices.clone();
-        let mut cfg: postgres::Config = format!(
-            "host={} port={} user=postgres dbname={tgt}",
-            env.sock, env.tgt_port
-        )
-        .parse()
-        .unwrap();
-        cfg.notice_callback(move |e| n.lock().unwrap().push(e.message().to_string()));
-        cfg.connect(postgres::NoTls).expect("target")
-    };
+    let (mut c, notices) = client_hearing(&env, env.tgt_port, "postgres", tgt);
     c.query_one(
         "SELECT pgclone.schema($1, 'app', true, '{\"exclude_tables\": [\"app.a\"]}')",
         &[&env.src_conninfo(src)],

@@ -253,18 +253,7 @@ fn a_serial_clone_beyond_the_lock_budget_runs_as_a_job() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
     fresh(&env, "engine_many");
-    let notices = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut c = {
-        let n = notices.clone();
-        let mut cfg: postgres::Config = format!(
-            "host={} port={} user=postgres dbname=engine_many",
-            env.sock, env.tgt_port
-        )
-        .parse()
-        .unwrap();
-        cfg.notice_callback(move |e| n.lock().unwrap().push(e.message().to_string()));
-        cfg.connect(postgres::NoTls).expect("target")
-    };
+    let (mut c, notices) = client_hearing(&env, env.tgt_port, "postgres", "engine_many");
     let summary: String = one(
         &mut c,
         "SELECT pgclone.schema($1, 'many', true)",

@@ -775,18 +775,7 @@ fn a_masking_policy_cannot_be_bypassed_and_gives_back_the_grants() {
         &[],
     );
     assert!(said.contains("customers_masked"), "{said}");
-    let notices = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut reader = {
-        let n = notices.clone();
-        let mut cfg: postgres::Config = format!(
-            "host={} port={} user=mask_reader dbname=mask_policy",
-            env.sock, env.tgt_port
-        )
-        .parse()
-        .unwrap();
-        cfg.notice_callback(move |e| n.lock().unwrap().push(e.message().to_string()));
-        cfg.connect(postgres::NoTls).expect("mask_reader")
-    };
+    let (mut reader, notices) = client_hearing(&env, env.tgt_port, "mask_reader", "mask_policy");
     // The view: masked values only.
     let shown: String = one(
         &mut reader,

@@ -738,7 +738,7 @@ pub fn plan(
 #[cfg(test)]
 mod unit {
     use super::*;
-    use crate::catalog::fixture::{column, table};
+    use crate::catalog::fixture::{column, constraint, table};
 
     fn spec(j: &str) -> MaskSpec {
         serde_json::from_str(j).unwrap()
@@ -913,45 +913,16 @@ mod unit {
     fn keyed() -> (TableDef, TableDef) {
         let mut parent = table("s", "users");
         parent.columns = vec![column(1, "id", "integer"), column(2, "email", "text")];
-        parent.constraints = vec![Constraint {
-            name: "users_email_key".into(),
-            kind: "u".into(),
-            columns: vec![2],
-            ..fk_template()
-        }];
+        parent.constraints = vec![constraint("users_email_key", "u", vec![2])];
         let mut child = table("s", "orders");
         child.columns = vec![column(1, "id", "integer"), column(2, "buyer", "text")];
         child.constraints = vec![Constraint {
-            name: "orders_buyer_fkey".into(),
-            kind: "f".into(),
-            columns: vec![2],
             ref_columns: vec![2],
             ref_schema: Some("s".into()),
             ref_table: Some("users".into()),
-            ..fk_template()
+            ..constraint("orders_buyer_fkey", "f", vec![2])
         }];
         (parent, child)
-    }
-
-    fn fk_template() -> Constraint {
-        Constraint {
-            name: String::new(),
-            kind: String::new(),
-            def: String::new(),
-            validated: true,
-            columns: vec![],
-            ref_columns: vec![],
-            ref_schema: None,
-            ref_table: None,
-            self_ref: false,
-            comment: None,
-            index_comment: None,
-            index_def: None,
-            deferrable: false,
-            deferred: false,
-            is_local: true,
-            parent_index: None,
-        }
     }
 
     #[test]

@@ -222,6 +222,23 @@ pub fn target_db(env: &Env, name: &str) -> String {
 }
 
 /// Run a statement expected to fail; returns (SQLSTATE, message).
+/// A session as `user` on `port` whose NOTICEs are collected.
+pub fn client_hearing(
+    env: &Env,
+    port: u16,
+    user: &str,
+    db: &str,
+) -> (Client, std::sync::Arc<Mutex<Vec<String>>>) {
+    let heard = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let n = heard.clone();
+    let mut cfg: postgres::Config =
+        format!("host={} port={port} user={user} dbname={db}", env.sock)
+            .parse()
+            .expect("config");
+    cfg.notice_callback(move |e| n.lock().unwrap().push(e.message().to_string()));
+    (cfg.connect(postgres::NoTls).expect("connect"), heard)
+}
+
 /// The one value of a one-row, one-column query.
 pub fn one<T: postgres::types::FromSqlOwned>(
     c: &mut Client,

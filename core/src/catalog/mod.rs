@@ -353,6 +353,28 @@ pub(crate) mod fixture {
         }
     }
 
+    /// A validated, local constraint of `kind` on `columns`.
+    pub fn constraint(name: &str, kind: &str, columns: Vec<i16>) -> Constraint {
+        Constraint {
+            name: name.into(),
+            kind: kind.into(),
+            def: String::new(),
+            validated: true,
+            columns,
+            ref_columns: vec![],
+            ref_schema: None,
+            ref_table: None,
+            self_ref: false,
+            comment: None,
+            index_comment: None,
+            index_def: None,
+            deferrable: false,
+            deferred: false,
+            is_local: true,
+            parent_index: None,
+        }
+    }
+
     pub fn table(schema: &str, name: &str) -> TableDef {
         TableDef {
             oid: 16400,
