@@ -50,4 +50,10 @@ trap './scripts/clusters.sh stop >/dev/null 2>&1 || true; rm -rf "$PGCLONE_IT_DI
 set -a
 eval "$(./scripts/clusters.sh env)"
 set +a
-cargo test --features integration --test table_clone --test bad_input --test schema_clone --test dependency_cases --test jobs --test engine --test install --test security
+# Every file of tests/ (each has its [[test]] entry, checked above): a new
+# suite runs without being listed here.
+suites=()
+for t in tests/*.rs; do
+    suites+=(--test "$(basename "$t" .rs)")
+done
+cargo test --features integration "${suites[@]}"

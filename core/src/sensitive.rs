@@ -340,6 +340,24 @@ pub fn judge(
     }
 }
 
+/// How pgclone 4.x's masking_report names a kind (scripts compare with it).
+pub fn label(kind: &str) -> &'static str {
+    match kind {
+        "email" => "PII - Email",
+        "name" => "PII - Name",
+        "phone" => "PII - Phone",
+        "address" => "PII - Address",
+        "birth date" => "PII - Date of Birth",
+        "ip address" => "PII - IP Address",
+        "national id" => "National ID",
+        "card number" => "Financial - Card Number",
+        "bank account" => "Financial - Bank Account",
+        "salary" => "Financial - Salary",
+        "secret" => "Credential",
+        _ => "Sensitive",
+    }
+}
+
 /// A strategy as the `mask` option writes it.
 pub fn to_json(s: &Strategy) -> serde_json::Value {
     use serde_json::json;

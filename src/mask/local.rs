@@ -547,23 +547,24 @@ pub fn report(schema: &str) -> Result<Vec<ReportRow>> {
         for c in &def.columns {
             let found = sensitive::classify(&c.name, &c.type_facts, c.not_null);
             let in_policy = masked.contains(&c.name);
+            // The words of pgclone 4.x's report, which scripts compare with.
             let (status, recommendation) = match (&found, in_policy) {
                 (_, true) => (
-                    format!("masked view {}", view_name(&name)),
+                    format!("MASKED (view {})", view_name(&name)),
                     "none".to_string(),
                 ),
                 (Some(f), false) => (
-                    "none".to_string(),
+                    "UNMASKED".to_string(),
                     format!("mask with {}", sensitive::to_json(&f.strategy)),
                 ),
-                (None, false) => ("none".to_string(), "none".to_string()),
+                (None, false) => ("UNMASKED".to_string(), "none".to_string()),
             };
             out.push(ReportRow {
                 schema: schema.to_string(),
                 table: name.clone(),
                 column: c.name.clone(),
                 sensitivity: found
-                    .map(|f| f.kind.to_string())
+                    .map(|f| sensitive::label(f.kind).to_string())
                     .unwrap_or_else(|| "none".into()),
                 status,
                 recommendation,

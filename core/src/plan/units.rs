@@ -1217,6 +1217,40 @@ mod unit {
             parts[1]
         );
         assert!(parts[2].contains("WHERE \"id\" >= 667)"), "{}", parts[2]);
+        // Every part of a masked table is masked.
+        let mut masked = inp.clone();
+        let wide = masked.tables.get_mut("rel:wide").unwrap();
+        wide.copy.as_mut().unwrap().masks = vec![crate::mask::MaskedColumn {
+            column: "id".into(),
+            type_sql: "integer".into(),
+            strategy: crate::mask::Strategy::RandomInt { min: 1, max: 9 },
+            elementwise: false,
+            clamp: None,
+        }];
+        let p = build(
+            masked,
+            &Settings {
+                workers: 2,
+                ..Default::default()
+            },
+        );
+        let key = crate::mask::MaskKey::new(b"k");
+        let parts: Vec<String> = p
+            .units
+            .iter()
+            .filter(|u| u.kind == UnitKind::Copy && u.label.contains("part"))
+            .map(|u| match &u.steps[0] {
+                Step::Copy(c) => c.source.sql(Some(&key)),
+                s => panic!("{s:?}"),
+            })
+            .collect();
+        assert_eq!(parts.len(), 3);
+        for sql in &parts {
+            assert!(
+                sql.contains("pg_catalog.random()") && sql.contains("WHERE \"id\""),
+                "{sql}"
+            );
+        }
         // With one worker nothing is split.
         let p = build(inp.clone(), &Settings::default());
         assert_eq!(
