@@ -930,7 +930,7 @@ fn column_sql(
 #[cfg(test)]
 mod unit {
     use super::*;
-    use crate::catalog::fixture::{column, table};
+    use crate::catalog::fixture::{column, constraint, table};
     use crate::catalog::{AclEntry, Constraint, Index, Policy, Trigger};
 
     fn ctx<'a>(name: &'a str, exists: &'a dyn Fn(&str) -> bool) -> RenderCtx<'a> {
@@ -988,112 +988,37 @@ mod unit {
         t.sequences = vec![seq("t_id_seq", 1, true), seq("t_n_seq", 3, false)];
         t.constraints = vec![
             Constraint {
-                name: "t_pkey".into(),
-                kind: "p".into(),
                 def: "PRIMARY KEY (id)".into(),
-                validated: true,
-                columns: vec![1],
-                ref_columns: vec![],
-                ref_schema: None,
-                ref_table: None,
-                self_ref: false,
                 comment: Some("pk".into()),
-                index_comment: None,
-                index_def: None,
-                deferrable: false,
-                deferred: false,
-                is_local: true,
-                parent_index: None,
+                ..constraint("t_pkey", "p", vec![1])
             },
             Constraint {
-                name: "t_n_check".into(),
-                kind: "c".into(),
                 def: "CHECK ((n > 0))".into(),
-                validated: true,
-                columns: vec![3],
-                ref_columns: vec![],
-                ref_schema: None,
-                ref_table: None,
-                self_ref: false,
-                comment: None,
-                index_comment: None,
-                index_def: None,
-                deferrable: false,
-                deferred: false,
-                is_local: true,
-                parent_index: None,
+                ..constraint("t_n_check", "c", vec![3])
             },
             Constraint {
-                name: "late".into(),
-                kind: "c".into(),
                 def: "CHECK ((n < 100)) NOT VALID".into(),
                 validated: false,
-                columns: vec![3],
-                ref_columns: vec![],
-                ref_schema: None,
-                ref_table: None,
-                self_ref: false,
-                comment: None,
-                index_comment: None,
-                index_def: None,
-                deferrable: false,
-                deferred: false,
-                is_local: true,
-                parent_index: None,
+                ..constraint("late", "c", vec![3])
             },
             Constraint {
-                name: "t_self_fk".into(),
-                kind: "f".into(),
                 def: "FOREIGN KEY (n) REFERENCES public.t(id) DEFERRABLE".into(),
-                validated: true,
-                columns: vec![3],
-                ref_columns: vec![],
                 ref_schema: Some("public".into()),
                 ref_table: Some("t".into()),
                 self_ref: true,
-                comment: None,
-                index_comment: None,
-                index_def: None,
-                deferrable: false,
-                deferred: false,
-                is_local: true,
-                parent_index: None,
+                ..constraint("t_self_fk", "f", vec![3])
             },
             Constraint {
-                name: "t_parent_fk".into(),
-                kind: "f".into(),
                 def: "FOREIGN KEY (n) REFERENCES public.parent(id)".into(),
-                validated: true,
-                columns: vec![3],
-                ref_columns: vec![],
                 ref_schema: Some("public".into()),
                 ref_table: Some("parent".into()),
-                self_ref: false,
-                comment: None,
-                index_comment: None,
-                index_def: None,
-                deferrable: false,
-                deferred: false,
-                is_local: true,
-                parent_index: None,
+                ..constraint("t_parent_fk", "f", vec![3])
             },
             Constraint {
-                name: "t_other_fk".into(),
-                kind: "f".into(),
                 def: "FOREIGN KEY (n) REFERENCES public.other(id)".into(),
-                validated: true,
-                columns: vec![3],
-                ref_columns: vec![],
                 ref_schema: Some("public".into()),
                 ref_table: Some("other".into()),
-                self_ref: false,
-                comment: None,
-                index_comment: None,
-                index_def: None,
-                deferrable: false,
-                deferred: false,
-                is_local: true,
-                parent_index: None,
+                ..constraint("t_other_fk", "f", vec![3])
             },
         ];
         t.indexes = vec![Index {
