@@ -358,6 +358,30 @@ pub fn label(kind: &str) -> &'static str {
     }
 }
 
+/// What a sample's counts (the row of `sample_sql`, in the order of its
+/// cells) say of each sampled column: `judge` over what its name says.
+pub fn verdicts(
+    t: &TableDef,
+    cells: &[SampleCell],
+    counts: &[i64],
+) -> Vec<(String, Option<&'static str>)> {
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < cells.len().min(counts.len()) {
+        let (col, _) = cells[k];
+        let present = counts[k];
+        let mut matches = Vec::new();
+        k += 1;
+        while k < cells.len().min(counts.len()) && cells[k].0 == col {
+            matches.extend(cells[k].1.map(|kind| (kind, counts[k])));
+            k += 1;
+        }
+        let name = &t.columns[col].name;
+        out.push((name.clone(), judge(kind_of(name), present, &matches)));
+    }
+    out
+}
+
 /// A strategy as the `mask` option writes it.
 pub fn to_json(s: &Strategy) -> serde_json::Value {
     use serde_json::json;
@@ -495,5 +519,12 @@ mod unit {
         assert!(sql.contains("FROM ONLY \"s\".\"t\" LIMIT 100"), "{sql}");
         assert!(sql.contains("\"note\"::text AS c0"), "{sql}");
         assert!(sql.contains("OPERATOR(pg_catalog.~) E'^[^@"), "{sql}");
+        // Counts back: 10 values in "note", 9 of them emails.
+        let mut counts = vec![10, 9];
+        counts.resize(cells.len(), 0);
+        assert_eq!(
+            verdicts(&t, &cells, &counts),
+            [("note".to_string(), Some("email"))]
+        );
     }
 }

@@ -155,6 +155,21 @@ fn complete_tables(conn: &SourceConn, tables: &mut [TableDef]) -> Result<()> {
     Ok(())
 }
 
+/// The source schema `name`, or UndefinedSchema.
+pub fn require_schema(conn: &SourceConn, name: &str) -> Result<()> {
+    let exists: bool = conn
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[&name],
+        )?
+        .get(0);
+    if exists {
+        Ok(())
+    } else {
+        Err(CloneError::UndefinedSchema(name.to_string()))
+    }
+}
+
 /// One table by name, for a table clone, or a clear error when the schema or
 /// table is missing or the relation is not a plain table.
 pub fn one_table(conn: &SourceConn, schema: &str, name: &str) -> Result<TableDef> {

@@ -74,15 +74,7 @@ pub fn schema_names(src: &SourceConn, spec: &Spec) -> Result<Vec<String>> {
                 .collect())
         }
         (_, Some(s)) => {
-            let exists: bool = src
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-                    &[&s],
-                )?
-                .get(0);
-            if !exists {
-                return Err(CloneError::UndefinedSchema(s.to_string()));
-            }
+            catalog::require_schema(src, s)?;
             Ok(vec![s.to_string()])
         }
         (_, None) => Err(CloneError::NullArgument("schema_name")),

@@ -8,6 +8,7 @@ use crate::error::{CloneError, Result};
 use crate::options::MaskSpec;
 use crate::target;
 use pgclone_core::catalog::table as q;
+use pgclone_core::ddl::table::{compression_word, storage_word};
 use pgclone_core::mask::{self, masked_value, MaskedColumn, Strategy};
 use pgclone_core::sensitive;
 use pgclone_core::sqltext::{qualified, quote_ident};
@@ -220,17 +221,10 @@ fn rewrite(
             c.type_sql,
             masked_value(m, k)
         ));
-        let storage = match c.attstorage.as_str() {
-            "p" => "PLAIN",
-            "e" => "EXTERNAL",
-            "m" => "MAIN",
-            _ => "EXTENDED",
-        };
+        let storage = storage_word(&c.attstorage).unwrap_or("EXTENDED");
         after.push(format!("ALTER COLUMN {col} SET STORAGE {storage}"));
-        match c.compression.as_deref() {
-            Some("p") => after.push(format!("ALTER COLUMN {col} SET COMPRESSION pglz")),
-            Some("l") => after.push(format!("ALTER COLUMN {col} SET COMPRESSION lz4")),
-            _ => {}
+        if let Some(w) = c.compression.as_deref().and_then(compression_word) {
+            after.push(format!("ALTER COLUMN {col} SET COMPRESSION {w}"));
         }
         after.push(format!(
             "ALTER COLUMN {col} SET STATISTICS {}",

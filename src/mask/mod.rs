@@ -108,15 +108,7 @@ pub fn discover(conninfo: &str, schema: &str, sample_rows: Option<i64>) -> Resul
     let setup = pgclone_core::conninfo::session_setup_sql("UTF8", "1min");
     let src = crate::target::connect_source(conninfo, &setup)?;
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-    let exists: bool = src
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )?
-        .get(0);
-    if !exists {
-        return Err(CloneError::UndefinedSchema(schema.to_string()));
-    }
+    crate::catalog::require_schema(&src, schema)?;
     let names = [schema.to_string()];
     let inv = inventory(
         &src,
@@ -132,20 +124,8 @@ pub fn discover(conninfo: &str, schema: &str, sample_rows: Option<i64>) -> Resul
             };
             let row = src.query_one(&sql, &[])?;
             let counts: Vec<i64> = (0..cells.len()).map(|i| row.get(i)).collect();
-            let mut k = 0;
-            while k < cells.len() {
-                let (col, _) = cells[k];
-                let present = counts[k];
-                let mut matches = Vec::new();
-                k += 1;
-                while k < cells.len() && cells[k].0 == col {
-                    matches.extend(cells[k].1.map(|kind| (kind, counts[k])));
-                    k += 1;
-                }
-                let c = &t.columns[col];
-                let named = pgclone_core::sensitive::kind_of(&c.name);
-                let verdict = pgclone_core::sensitive::judge(named, present, &matches);
-                sampled.insert((t.name.clone(), c.name.clone()), verdict);
+            for (col, verdict) in pgclone_core::sensitive::verdicts(t, &cells, &counts) {
+                sampled.insert((t.name.clone(), col), verdict);
             }
         }
     }

@@ -87,7 +87,8 @@ impl TableScript {
     }
 }
 
-fn storage_word(c: &str) -> Option<&'static str> {
+/// `attstorage` as ALTER COLUMN ... SET STORAGE names it.
+pub fn storage_word(c: &str) -> Option<&'static str> {
     Some(match c {
         "p" => "PLAIN",
         "e" => "EXTERNAL",
@@ -95,6 +96,16 @@ fn storage_word(c: &str) -> Option<&'static str> {
         "x" => "EXTENDED",
         _ => return None,
     })
+}
+
+/// `attcompression` as ALTER COLUMN ... SET COMPRESSION names it (None:
+/// the server's default method).
+pub fn compression_word(c: &str) -> Option<&'static str> {
+    match c {
+        "p" => Some("pglz"),
+        "l" => Some("lz4"),
+        _ => None,
+    }
 }
 
 /// `fillfactor=70` → `fillfactor='70'`; keys are the server's own option names.
@@ -438,10 +449,8 @@ impl<'a, 'c> Renderer<'a, 'c> {
                 out.pre_data
                     .push(format!("{col} SET ({})", list.join(", ")));
             }
-            match c.compression.as_deref() {
-                Some("p") => out.pre_data.push(format!("{col} SET COMPRESSION pglz")),
-                Some("l") => out.pre_data.push(format!("{col} SET COMPRESSION lz4")),
-                _ => {}
+            if let Some(w) = c.compression.as_deref().and_then(compression_word) {
+                out.pre_data.push(format!("{col} SET COMPRESSION {w}"));
             }
             // Defaults wait until every function and sequence exists, as in pg_dump:
             // that is what breaks a table ↔ function cycle.
