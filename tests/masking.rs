@@ -927,3 +927,51 @@ fn database_create_masks_too() {
         .collect();
     assert!(raw.is_empty(), "{:?}", &raw[..raw.len().min(5)]);
 }
+
+/// The masking functions act on tables with their owner's rights, taken
+/// only by a role that has them: an operator cannot mask, hide or unhide
+/// a table it does not own, and leaves nothing changed trying.
+#[test]
+fn an_operator_cannot_mask_or_hide_a_table_it_does_not_own() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    let db = "mask_not_mine";
+    empty_target(&env, db);
+    let mut su = env.client(env.tgt_port, db);
+    su.batch_execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mask_op') THEN \
+           CREATE ROLE mask_op LOGIN; END IF; END $$; \
+         ALTER ROLE mask_op NOSUPERUSER; GRANT pgclone_operator TO mask_op; \
+         GRANT CREATE ON DATABASE {db} TO mask_op; \
+         CREATE TABLE public.secrets (id int PRIMARY KEY, email text); \
+         INSERT INTO public.secrets VALUES (1, 'boss@corp.example'); \
+         GRANT SELECT ON public.secrets TO mask_op;"
+    ))
+    .unwrap();
+    let before = acl(&mut su, "public.secrets");
+    let mut op = postgres::Client::connect(
+        &format!(
+            "host={} port={} user=mask_op dbname={db}",
+            env.sock, env.tgt_port
+        ),
+        postgres::NoTls,
+    )
+    .expect("connect as mask_op");
+    for attempt in [
+        "SELECT pgclone.mask_in_place('public', 'secrets', '{\"email\": \"name\"}')",
+        "SELECT pgclone.create_masking_policy('public', 'secrets', '{\"email\": \"name\"}', 'mask_op')",
+        "SELECT pgclone.drop_masking_policy('public', 'secrets')",
+    ] {
+        let (code, msg) = expect_error(&mut op, attempt);
+        assert_eq!(code, "42501", "{attempt}: {msg}");
+    }
+    let email: String = one(&mut su, "SELECT email FROM public.secrets", &[]);
+    assert_eq!(email, "boss@corp.example");
+    assert_eq!(acl(&mut su, "public.secrets"), before);
+    let view: bool = one(
+        &mut su,
+        "SELECT to_regclass('public.secrets_masked') IS NULL",
+        &[],
+    );
+    assert!(view);
+}
