@@ -1,3 +1,14 @@
+-- verify() keeps pgclone 4.x's column name "match", which a Rust row
+-- type cannot carry: SQL wrappers name it.
+CREATE FUNCTION pgclone.verify(source_conninfo text)
+RETURNS TABLE(schema_name text, table_name text, source_rows bigint, target_rows bigint, "match" text)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'SELECT * FROM pgclone.verify_rows(source_conninfo, NULL, true)';
+CREATE FUNCTION pgclone.verify(source_conninfo text, schema text)
+RETURNS TABLE(schema_name text, table_name text, source_rows bigint, target_rows bigint, "match" text)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS 'SELECT * FROM pgclone.verify_rows(source_conninfo, schema, false)';
+
 -- pgclone reaches other servers and writes the local catalog: it is for
 -- superusers and members of pgclone_operator only.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgclone FROM PUBLIC;

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod catalog;
+pub mod check;
 pub mod conn;
 pub mod copy;
 pub mod error_report;

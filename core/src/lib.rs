@@ -5,6 +5,7 @@
 //! `cargo test`; the extension crate runs it against real servers.
 
 pub mod catalog;
+pub mod check;
 pub mod conninfo;
 pub mod copy;
 pub mod ddl;

@@ -611,3 +611,51 @@ fn masking_report(
         )
     }))
 }
+
+// ---- checks ----
+
+/// `schema`: None for the database, Some(None) for a NULL schema name.
+#[allow(clippy::type_complexity)]
+fn verify_call(
+    conninfo: Option<&str>,
+    schema: Option<Option<&str>>,
+) -> TableIterator<'static, (String, String, Option<i64>, Option<i64>, String)> {
+    guarded();
+    let conninfo = required(conninfo, "source_conninfo");
+    crate::target::conceal_statement(conninfo);
+    let schema = schema.map(|s| required(s, "schema_name"));
+    let rows = crate::check::verify(conninfo, schema).or_raise();
+    TableIterator::new(rows.into_iter().map(|r| {
+        (
+            r.schema,
+            r.name,
+            r.source_rows,
+            r.target_rows,
+            r.result.to_string(),
+        )
+    }))
+}
+
+/// verify(): exact counts and content checksums of every table of the
+/// source database (`whole`) or schema against this one, on one snapshot
+/// per side. SQL functions named `verify` wrap it (finalize.sql): a column
+/// of the result is called `match`, a word the row type here cannot spell.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_rows(
+    source_conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    whole: Option<bool>,
+) -> TableIterator<
+    'static,
+    (
+        name!(schema_name, String),
+        name!(table_name, String),
+        name!(source_rows, Option<i64>),
+        name!(target_rows, Option<i64>),
+        name!(result, String),
+    ),
+> {
+    let whole = required(whole, "whole");
+    verify_call(source_conninfo, (!whole).then_some(schema_name))
+}

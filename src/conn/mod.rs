@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, CopyOutStream, Row};
+use tokio_postgres::{Client, CopyOutStream, Row, SimpleQueryMessage};
 
 pub const DEFAULT_CONNECT_TIMEOUT_S: u64 = 10;
 
@@ -656,6 +656,27 @@ impl SourceConn {
         })
     }
 
+    /// Send a simple-protocol request (one or more statements) now and read
+    /// its results later: the server works on it while this backend does
+    /// other work. `Pending::pump` lets the driver read what has arrived.
+    pub fn send_simple(&self, sql: String) -> Pending<'_> {
+        let client = &self.client;
+        let mut fut: Pin<Box<dyn Future<Output = _> + '_>> =
+            Box::pin(async move { client.simple_query(&sql).await });
+        self.busy.set(true);
+        // Poll until the request is written: the driver task runs only
+        // while the runtime is driven.
+        let done = self
+            .rt
+            .block_on(async { tokio::time::timeout(Duration::from_millis(2), &mut fut).await })
+            .ok();
+        Pending {
+            conn: self,
+            fut,
+            done,
+        }
+    }
+
     /// Ask the server to stop the running statement (used when we give up
     /// on a COPY).
     pub fn cancel(&self) {
@@ -673,6 +694,49 @@ impl Drop for SourceConn {
         }
         let id = self.id;
         OPEN.with(|o| o.borrow_mut().retain(|(i, _, _)| *i != id));
+    }
+}
+
+type SimpleResult = std::result::Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>;
+
+/// A request sent with `send_simple`, not yet read.
+pub struct Pending<'a> {
+    conn: &'a SourceConn,
+    fut: Pin<Box<dyn Future<Output = SimpleResult> + 'a>>,
+    done: Option<SimpleResult>,
+}
+
+impl Pending<'_> {
+    /// Read what the server has sent so far, without waiting for more.
+    pub fn pump(&mut self) {
+        if self.done.is_none() {
+            let fut = &mut self.fut;
+            self.done = self
+                .conn
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_millis(1), fut).await })
+                .ok();
+        }
+    }
+
+    /// Wait for the whole result: the rows of every statement, in order.
+    pub fn finish(self) -> Result<Vec<Vec<tokio_postgres::SimpleQueryRow>>> {
+        let Pending { conn, fut, done } = self;
+        let out = match done {
+            Some(v) => v,
+            None => conn.wait(fut),
+        };
+        conn.busy.set(false);
+        let mut sets = vec![Vec::new()];
+        for m in out.map_err(|e| conn.map(e))? {
+            match m {
+                SimpleQueryMessage::Row(r) => sets.last_mut().expect("one set").push(r),
+                SimpleQueryMessage::CommandComplete(_) => sets.push(Vec::new()),
+                _ => {}
+            }
+        }
+        sets.pop();
+        Ok(sets)
     }
 }
 

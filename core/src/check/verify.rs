@@ -1,0 +1,368 @@
+//! `verify`: exact row counts and an order-independent content checksum of
+//! every table, read on one snapshot per side. The same statements run on
+//! the source and locally, so each side computes its own checksum and only
+//! two numbers per table travel.
+//!
+//! A row's hash is the XOR of one hash per column, each column hashed by its
+//! type's own extended hash function (the one hash partitioning uses, stable
+//! across major versions) with the column's position as seed, so two columns
+//! swapping values change it. The table's checksum is the SUM of its rows'
+//! hashes: duplicates count, and order does not matter. Types without a hash
+//! function (json, point, ...) are hashed through their text form, under
+//! settings fixed on both sides.
+
+use crate::sqltext::{qualified, quote_ident, quote_literal};
+use serde::Deserialize;
+
+/// A table, partition or materialized view to verify, as the source reads it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Rel {
+    pub schema: String,
+    pub name: String,
+    /// `r` or `m`.
+    pub kind: String,
+    pub populated: bool,
+    pub pages: i64,
+    pub cols: Vec<HashCol>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct HashCol {
+    pub name: String,
+    /// The type's extended hash function, qualified; None: hash the text form.
+    pub func: Option<String>,
+    /// The column's collation is nondeterministic: its hash would fold
+    /// values the collation calls equal, so hash the bytes instead.
+    pub fold: bool,
+}
+
+/// The relations of the given schemas (a parameter `$1 text[]`) to verify,
+/// one JSON array. Extension members are left out, as a clone leaves them.
+pub fn rels_sql() -> &'static str {
+    // A column's hash function: its type's default hash opclass's extended
+    // support function (number 2), when SQL can call it (bytea's takes
+    // `internal`), found for the type itself, for an enum
+    // (anyenum), or for an array whose element type has one of its own.
+    "WITH cols AS ( \
+       SELECT a.attrelid, a.attnum, a.attname, \
+              coalesce(CASE WHEN t.typtype = 'd' THEN bt.oid ELSE t.oid END) AS typ, \
+              coalesce(co.collisdeterministic, true) AS det \
+       FROM pg_catalog.pg_attribute a \
+       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+       LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype \
+       LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+       WHERE a.attnum > 0 AND NOT a.attisdropped), \
+     fn AS ( \
+       SELECT oc.opcintype AS typ, \
+              pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(pp.proname) AS func \
+       FROM pg_catalog.pg_opclass oc \
+       JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash' \
+       JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amproclefttype = oc.opcintype \
+            AND ap.amprocrighttype = oc.opcintype AND ap.amprocnum = 2 \
+       JOIN pg_catalog.pg_proc pp ON pp.oid = ap.amproc \
+       JOIN pg_catalog.pg_namespace pn ON pn.oid = pp.pronamespace \
+       WHERE oc.opcdefault AND pp.proargtypes[0] = oc.opcintype), \
+     typed AS ( \
+       SELECT c.*, CASE \
+           WHEN t.typtype = 'e' THEN (SELECT func FROM fn WHERE fn.typ = 'pg_catalog.anyenum'::pg_catalog.regtype) \
+           WHEN t.typtype = 'b' AND t.typcategory = 'A' AND t.typelem <> 0 \
+                AND (EXISTS (SELECT 1 FROM fn WHERE fn.typ = t.typelem) \
+                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e')) \
+             THEN (SELECT func FROM fn WHERE fn.typ = 'pg_catalog.anyarray'::pg_catalog.regtype) \
+           WHEN t.typtype = 'b' THEN (SELECT min(func) FROM fn WHERE fn.typ = t.oid) \
+         END AS func \
+       FROM cols c JOIN pg_catalog.pg_type t ON t.oid = c.typ) \
+     SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object( \
+         'schema', n.nspname, 'name', r.relname, 'kind', r.relkind, \
+         'populated', r.relispopulated, 'pages', r.relpages::int8, \
+         'cols', coalesce((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                 'name', x.attname, 'func', x.func, 'fold', NOT x.det) ORDER BY x.attnum) \
+                 FROM typed x WHERE x.attrelid = r.oid), '[]')) \
+         ORDER BY n.nspname, r.relname), '[]')::text \
+     FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+     WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm') \
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+           WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = r.oid AND d.deptype = 'e')"
+}
+
+/// The column names of the given relations here, to tell a table whose
+/// columns differ (counted, not hashed: its checksum statement would fail).
+pub fn local_columns_sql() -> &'static str {
+    "SELECT n.nspname::text, r.relname::text, r.relkind::text, r.relispopulated, \
+            coalesce(pg_catalog.array_agg(a.attname::text ORDER BY a.attname) \
+                     FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}') \
+     FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+     LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid \
+     WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm', 'p') \
+     GROUP BY 1, 2, 3, 4"
+}
+
+/// The hash of one row: the XOR of its columns' hashes.
+pub fn row_hash(cols: &[HashCol]) -> String {
+    if cols.is_empty() {
+        return "0::int8".into();
+    }
+    let parts: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let seed = i as i64 + 1;
+            let col = quote_ident(&c.name);
+            let col = if c.fold {
+                format!("{col} COLLATE pg_catalog.\"C\"")
+            } else {
+                col
+            };
+            // A NULL hashes to its seed, so a NULL moving between columns
+            // still changes the row's hash.
+            match &c.func {
+                Some(f) => format!("coalesce({f}({col}, {seed}), {seed})"),
+                None => format!(
+                    "coalesce(pg_catalog.hashtextextended({}::text COLLATE pg_catalog.\"C\", {seed}), {seed})",
+                    quote_ident(&c.name)
+                ),
+            }
+        })
+        .collect();
+    parts.join(" # ")
+}
+
+/// One SELECT of (index, count, checksum) for a relation; `hashed` false
+/// counts only.
+pub fn rel_select(index: usize, rel: &Rel, hashed: bool) -> String {
+    let sum = if hashed {
+        format!("coalesce(pg_catalog.sum({}), 0)::text", row_hash(&rel.cols))
+    } else {
+        "NULL::text".into()
+    };
+    format!(
+        "SELECT {index}::int4, pg_catalog.count(*)::int8, {sum} FROM ONLY {}",
+        qualified(&rel.schema, &rel.name)
+    )
+}
+
+/// Relations of at least this many pages are read one statement each (and
+/// may use the server's parallel query); smaller ones share a statement.
+pub const ALONE_PAGES: i64 = 1024;
+/// Small relations per statement: few round trips and plans at 20 000
+/// tables, a short statement each.
+pub const PER_STATEMENT: usize = 100;
+
+/// Groups of relation indexes, one statement each: large relations alone,
+/// largest first (so both sides start on them at once), then the rest in
+/// groups.
+pub fn batches(rels: &[(usize, &Rel)]) -> Vec<Vec<usize>> {
+    let mut large: Vec<&(usize, &Rel)> = rels
+        .iter()
+        .filter(|(_, r)| r.pages >= ALONE_PAGES)
+        .collect();
+    large.sort_by_key(|(_, r)| std::cmp::Reverse(r.pages));
+    let mut out: Vec<Vec<usize>> = large.iter().map(|(i, _)| vec![*i]).collect();
+    let small: Vec<usize> = rels
+        .iter()
+        .filter(|(_, r)| r.pages < ALONE_PAGES)
+        .map(|(i, _)| *i)
+        .collect();
+    out.extend(small.chunks(PER_STATEMENT).map(<[usize]>::to_vec));
+    out
+}
+
+/// The statement of a batch: its relations' SELECTs joined by UNION ALL.
+pub fn batch_sql(batch: &[usize], rels: &[Rel], hashed: &dyn Fn(usize) -> bool) -> String {
+    batch
+        .iter()
+        .map(|i| rel_select(*i, &rels[*i], hashed(*i)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Sequences' positions: last_value, or NULL when it was never called.
+pub fn sequences_sql() -> &'static str {
+    "SELECT schemaname::text, sequencename::text, last_value \
+     FROM pg_catalog.pg_sequences WHERE schemaname = ANY($1)"
+}
+
+/// Large objects: their number and a checksum of every object's oid and
+/// bytes.
+pub fn large_objects_sql() -> &'static str {
+    "SELECT pg_catalog.count(*)::int8, coalesce(pg_catalog.sum(pg_catalog.hashint8extended(m.oid::int8, 1) \
+         # pg_catalog.hashtextextended(pg_catalog.md5(pg_catalog.lo_get(m.oid)), 2)), 0)::text \
+     FROM pg_catalog.pg_largeobject_metadata m"
+}
+
+/// The settings under which both sides hash text forms alike.
+pub const SETTINGS: [(&str, &str); 6] = [
+    ("DateStyle", "ISO"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+    ("TimeZone", "UTC"),
+    // Rows hidden by a policy would make equal tables look different (or
+    // different ones equal): be refused instead.
+    ("row_security", "off"),
+];
+
+pub fn settings_sql() -> String {
+    SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET {k} = {};", quote_literal(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What one side read of a relation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    pub rows: Option<i64>,
+    /// None: not hashed (columns differ, or not populated).
+    pub sum: Option<String>,
+    pub populated: bool,
+}
+
+/// One row of verify's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub schema: String,
+    pub name: String,
+    pub source_rows: Option<i64>,
+    pub target_rows: Option<i64>,
+    pub result: &'static str,
+}
+
+pub const SAME: &str = "✓";
+pub const DIFFERENT: &str = "✗";
+pub const MISSING: &str = "✗ (missing)";
+pub const CONTENT: &str = "✗ (content)";
+
+/// The verdict on a relation from what each side saw (None: no such
+/// relation on the target).
+pub fn judge(src: &Seen, tgt: Option<&Seen>) -> &'static str {
+    let Some(tgt) = tgt else { return MISSING };
+    if src.populated != tgt.populated || src.rows != tgt.rows {
+        return DIFFERENT;
+    }
+    match (&src.sum, &tgt.sum) {
+        (Some(a), Some(b)) if a == b => SAME,
+        (None, None) if !src.populated => SAME,
+        _ => CONTENT,
+    }
+}
+
+/// The verdict on a sequence (its last_value, None when never called).
+pub fn judge_sequence(src: Option<i64>, tgt: Option<Option<i64>>) -> &'static str {
+    match tgt {
+        None => MISSING,
+        Some(t) if t == src => SAME,
+        Some(_) => DIFFERENT,
+    }
+}
+
+/// The text form of a `SUM` of int8 (a numeric) compares as text: both
+/// sides print integers the same way.
+pub fn parse_rows(text: Option<&str>) -> Option<i64> {
+    text.and_then(|t| t.parse().ok())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn col(name: &str, func: Option<&str>, fold: bool) -> HashCol {
+        HashCol {
+            name: name.into(),
+            func: func.map(str::to_string),
+            fold,
+        }
+    }
+
+    fn rel(name: &str, pages: i64) -> Rel {
+        Rel {
+            schema: "s".into(),
+            name: name.into(),
+            kind: "r".into(),
+            populated: true,
+            pages,
+            cols: vec![col("id", Some("pg_catalog.hashint4extended"), false)],
+        }
+    }
+
+    #[test]
+    fn each_column_hashes_with_its_own_seed_and_nulls_count() {
+        let h = row_hash(&[
+            col("id", Some("pg_catalog.hashint4extended"), false),
+            col("Name", Some("pg_catalog.hashtextextended"), true),
+            col("doc", None, false),
+        ]);
+        assert_eq!(
+            h,
+            "coalesce(pg_catalog.hashint4extended(\"id\", 1), 1) # \
+             coalesce(pg_catalog.hashtextextended(\"Name\" COLLATE pg_catalog.\"C\", 2), 2) # \
+             coalesce(pg_catalog.hashtextextended(\"doc\"::text COLLATE pg_catalog.\"C\", 3), 3)"
+        );
+        assert_eq!(row_hash(&[]), "0::int8");
+    }
+
+    #[test]
+    fn a_statement_counts_and_sums_one_relation_by_its_quoted_name() {
+        let mut r = rel("Odd \"name\"", 1);
+        r.schema = "my schema".into();
+        let sql = rel_select(7, &r, true);
+        assert!(
+            sql.starts_with("SELECT 7::int4, pg_catalog.count(*)::int8, coalesce(pg_catalog.sum(")
+        );
+        assert!(sql.ends_with("FROM ONLY \"my schema\".\"Odd \"\"name\"\"\""));
+        assert!(rel_select(7, &r, false).contains("NULL::text"));
+    }
+
+    #[test]
+    fn large_relations_go_alone_and_first_small_ones_in_groups() {
+        let rels: Vec<Rel> = (0..250)
+            .map(|i| {
+                rel(
+                    &format!("t{i}"),
+                    if i == 5 {
+                        5000
+                    } else if i == 9 {
+                        9000
+                    } else {
+                        3
+                    },
+                )
+            })
+            .collect();
+        let indexed: Vec<(usize, &Rel)> = rels.iter().enumerate().collect();
+        let b = batches(&indexed);
+        assert_eq!(b[0], vec![9]);
+        assert_eq!(b[1], vec![5]);
+        assert_eq!(b.len(), 2 + 3);
+        assert_eq!(b[2].len(), PER_STATEMENT);
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 250);
+        let sql = batch_sql(&b[4], &rels, &|_| true);
+        assert_eq!(sql.matches(" UNION ALL ").count(), b[4].len() - 1);
+    }
+
+    #[test]
+    fn verdicts() {
+        let seen = |rows: i64, sum: &str| Seen {
+            rows: Some(rows),
+            sum: Some(sum.into()),
+            populated: true,
+        };
+        assert_eq!(judge(&seen(3, "10"), Some(&seen(3, "10"))), SAME);
+        assert_eq!(judge(&seen(3, "10"), Some(&seen(4, "10"))), DIFFERENT);
+        assert_eq!(judge(&seen(3, "10"), Some(&seen(3, "11"))), CONTENT);
+        assert_eq!(judge(&seen(3, "10"), None), MISSING);
+        let unhashed = Seen {
+            rows: Some(3),
+            sum: None,
+            populated: true,
+        };
+        assert_eq!(judge(&seen(3, "10"), Some(&unhashed)), CONTENT);
+        let empty = Seen::default();
+        assert_eq!(judge(&empty, Some(&empty)), SAME);
+        assert_eq!(judge(&empty, Some(&seen(0, "0"))), DIFFERENT);
+        assert_eq!(judge_sequence(Some(5), Some(Some(5))), SAME);
+        assert_eq!(judge_sequence(Some(5), Some(None)), DIFFERENT);
+        assert_eq!(judge_sequence(None, None), MISSING);
+    }
+}
