@@ -47,6 +47,7 @@ fn pagila_by_database_and_by_schema() {
     );
     assert!(s.contains("rows"), "{s}");
     env.assert_same_database("sc_pagila", "sc_pagila_db", &[]);
+    assert_checks_clean(&env, "sc_pagila", "sc_pagila_db", &["public"]);
 
     empty_target(&env, "sc_pagila_schema");
     clone(
@@ -74,6 +75,12 @@ fn hard_fixture_by_database() {
     let s = clone(&env, "sc_hard_db", "SELECT pgclone.database($1)", "sc_hard");
     assert!(s.contains("2 large objects"), "{s}");
     env.assert_same_database("sc_hard", "sc_hard_db", &[]);
+    assert_checks_clean(
+        &env,
+        "sc_hard",
+        "sc_hard_db",
+        &["public", "core", "pgdata", "Mixed Case"],
+    );
     assert_eq!(
         env.large_objects(env.src_port, "sc_hard"),
         env.large_objects(env.tgt_port, "sc_hard_db")

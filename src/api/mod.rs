@@ -640,6 +640,7 @@ fn verify_call(
 /// source database (`whole`) or schema against this one, on one snapshot
 /// per side. SQL functions named `verify` wrap it (finalize.sql): a column
 /// of the result is called `match`, a word the row type here cannot spell.
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the tuple itself
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn verify_rows(
@@ -658,4 +659,16 @@ fn verify_rows(
 > {
     let whole = required(whole, "whole");
     verify_call(source_conninfo, (!whole).then_some(schema_name))
+}
+
+/// diff(): the definitions of a schema's objects here against the source's,
+/// as JSON (pgclone 4.x's keys, plus policies, functions and types).
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn diff(source_conninfo: Option<&str>, schema_name: Option<&str>) -> String {
+    guarded();
+    let conninfo = required(source_conninfo, "source_conninfo");
+    crate::target::conceal_statement(conninfo);
+    let schema = required(schema_name, "schema_name");
+    crate::check::diff::diff(conninfo, schema).or_raise()
 }

@@ -447,3 +447,40 @@ pub fn ensure_extension(env: &Env, db: &str) {
         .batch_execute("CREATE EXTENSION IF NOT EXISTS pgclone")
         .expect("extension");
 }
+
+/// pgclone's own checks agree that `tgt_db` is a faithful clone of `src_db`:
+/// `diff` in sync for each of `schemas`, and every row of `verify` (the
+/// whole database) `✓`.
+pub fn assert_checks_clean(env: &Env, src_db: &str, tgt_db: &str, schemas: &[&str]) {
+    let mut c = env.client(env.tgt_port, tgt_db);
+    let conninfo = env.src_conninfo(src_db);
+    for s in schemas {
+        let report: String = one(&mut c, "SELECT pgclone.diff($1, $2)", &[&conninfo, s]);
+        let v: serde_json::Value = serde_json::from_str(&report).expect("diff is JSON");
+        assert_eq!(
+            v["in_sync"],
+            serde_json::json!(true),
+            "diff of {s}: {report}"
+        );
+        assert_eq!(v["diff_count"], serde_json::json!(0), "{report}");
+    }
+    let rows = c
+        .query(
+            "SELECT schema_name, table_name, source_rows, target_rows, match FROM pgclone.verify($1)",
+            &[&conninfo],
+        )
+        .expect("verify");
+    assert!(!rows.is_empty(), "verify saw no table");
+    for r in &rows {
+        let m: String = r.get(4);
+        assert_eq!(
+            m,
+            "✓",
+            "verify: {}.{} {:?} vs {:?}",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, Option<i64>>(2),
+            r.get::<_, Option<i64>>(3)
+        );
+    }
+}

@@ -41,8 +41,9 @@ pub struct HashCol {
 pub fn rels_sql() -> &'static str {
     // A column's hash function: its type's default hash opclass's extended
     // support function (number 2), when SQL can call it (bytea's takes
-    // `internal`), found for the type itself, for an enum
-    // (anyenum), or for an array whose element type has one of its own.
+    // `internal`), found for the type itself or for an array whose element
+    // type has one of its own. Enums hash their OIDs, which differ between
+    // databases: they, like every other type, fall back to their text form.
     "WITH cols AS ( \
        SELECT a.attrelid, a.attnum, a.attname, \
               coalesce(CASE WHEN t.typtype = 'd' THEN bt.oid ELSE t.oid END) AS typ, \
@@ -64,10 +65,8 @@ pub fn rels_sql() -> &'static str {
        WHERE oc.opcdefault AND pp.proargtypes[0] = oc.opcintype), \
      typed AS ( \
        SELECT c.*, CASE \
-           WHEN t.typtype = 'e' THEN (SELECT func FROM fn WHERE fn.typ = 'pg_catalog.anyenum'::pg_catalog.regtype) \
            WHEN t.typtype = 'b' AND t.typcategory = 'A' AND t.typelem <> 0 \
-                AND (EXISTS (SELECT 1 FROM fn WHERE fn.typ = t.typelem) \
-                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e')) \
+                AND EXISTS (SELECT 1 FROM fn WHERE fn.typ = t.typelem) \
              THEN (SELECT func FROM fn WHERE fn.typ = 'pg_catalog.anyarray'::pg_catalog.regtype) \
            WHEN t.typtype = 'b' THEN (SELECT min(func) FROM fn WHERE fn.typ = t.oid) \
          END AS func \
