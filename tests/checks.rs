@@ -317,3 +317,257 @@ fn an_operator_verifies_only_what_it_may_read_here() {
     assert!(msg.contains("secret"), "{msg}");
     assert!(!msg.contains(&env.password), "{msg}");
 }
+
+fn preflight(c: &mut Client, conninfo: &str, schema: &str, options: &str) -> Value {
+    let text: String = one(
+        c,
+        "SELECT pgclone.preflight($1, $2, $3)",
+        &[&conninfo, &schema, &options],
+    );
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// The check named failed, alone, with a reason containing `reason`.
+fn fails_for(v: &Value, check: &str, reason: &str) {
+    assert_eq!(v["ready"], json!(false), "{v}");
+    assert_eq!(v["checks"][check]["ok"], json!(false), "{check}: {v}");
+    assert_eq!(v["checks"][check]["status"], json!("fail"));
+    let msg = v["checks"][check]["message"].as_str().expect("message");
+    assert!(msg.contains(reason), "{check}: {msg}");
+    let failed: Vec<&String> = v["checks"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, c)| c["ok"] == json!(false))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(failed, [check], "{v}");
+}
+
+/// What a preflight must not change: the catalogs of both sides.
+fn catalog_state(c: &mut Client) -> Vec<i64> {
+    let r = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_class), (SELECT count(*) FROM pg_namespace), \
+                    (SELECT count(*) FROM pg_roles), (SELECT count(*) FROM pg_extension), \
+                    (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_proc)",
+            &[],
+        )
+        .expect("state");
+    (0..6).map(|i| r.get(i)).collect()
+}
+
+fn login_role(c: &mut Client, role: &str, password: &str) {
+    c.batch_execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+           CREATE ROLE {role} LOGIN; END IF; END $$; \
+         ALTER ROLE {role} LOGIN NOSUPERUSER PASSWORD '{password}';"
+    ))
+    .expect("role");
+}
+
+#[test]
+fn preflight_is_ready_on_a_clean_case_and_changes_nothing() {
+    let env = env();
+    source(&env);
+    empty_target(&env, "ck_pf_clean");
+    let mut c = env.client(env.tgt_port, "ck_pf_clean");
+    let mut s = env.client(env.src_port, "ck_src");
+    let before = (catalog_state(&mut c), catalog_state(&mut s));
+    let v = preflight(&mut c, &env.src_conninfo("ck_src"), "app", "{}");
+    assert_eq!(v["ready"], json!(true), "{v}");
+    assert_eq!(v["schema"], json!("app"));
+    for k in ["errors", "warnings", "info", "checks_run"] {
+        assert!(v["summary"].get(k).is_some(), "{k}");
+    }
+    for k in [
+        "source_connection",
+        "target_connection",
+        "source_tls",
+        "source_version",
+        "target_version",
+        "version_compat",
+        "schema_exists_source",
+        "schema_exists_target",
+        "source_permissions",
+        "target_permissions",
+        "name_conflicts",
+        "missing_roles",
+        "missing_extensions",
+        "tablespaces",
+        "disk_space",
+        "workers",
+    ] {
+        assert_eq!(v["checks"][k]["ok"], json!(true), "{k}: {v}");
+    }
+    assert_eq!(v["checks"]["version_compat"]["copy"], json!("binary"));
+    assert_eq!(v["checks"]["object_counts"]["tables"], json!(5));
+    assert!(v["checks"]["disk_space"]["source_bytes"].as_i64().unwrap() > 0);
+    // 4.x's reading: a missing schema is not ready and says why.
+    let v = preflight(&mut c, &env.src_conninfo("ck_src"), "no_such_schema", "{}");
+    fails_for(&v, "schema_exists_source", "does not exist on the source");
+    assert_eq!((catalog_state(&mut c), catalog_state(&mut s)), before);
+}
+
+#[test]
+fn preflight_names_an_unreachable_source_without_its_password() {
+    let env = env();
+    empty_target(&env, "ck_pf_conn");
+    let mut c = env.client(env.tgt_port, "ck_pf_conn");
+    let conninfo = format!(
+        "host=127.0.0.1 port={} dbname=ck_src user=postgres password=wrong-{} connect_timeout=5",
+        env.src_port, env.password
+    );
+    let v = preflight(&mut c, &conninfo, "app", "{}");
+    fails_for(&v, "source_connection", "cannot connect");
+    assert!(!v.to_string().contains(&format!("wrong-{}", env.password)));
+}
+
+#[test]
+fn preflight_names_what_the_source_role_cannot_read() {
+    let env = env();
+    source(&env);
+    let mut s = env.client(env.src_port, "ck_src");
+    login_role(&mut s, "ck_reader", "reader-pw");
+    s.batch_execute(
+        "GRANT USAGE ON SCHEMA app TO ck_reader; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA app TO ck_reader; \
+         GRANT SELECT ON ALL SEQUENCES IN SCHEMA app TO ck_reader; \
+         REVOKE SELECT ON app.d FROM ck_reader;",
+    )
+    .expect("grants");
+    empty_target(&env, "ck_pf_read");
+    let mut c = env.client(env.tgt_port, "ck_pf_read");
+    ensure_role(&env, env.tgt_port, "ck_reader");
+    let conninfo = format!(
+        "host=127.0.0.1 port={} dbname=ck_src user=ck_reader password=reader-pw",
+        env.src_port
+    );
+    let v = preflight(&mut c, &conninfo, "app", "{}");
+    fails_for(&v, "source_permissions", "SELECT on app.d");
+    assert_eq!(v["checks"]["source_permissions"]["items"], json!(["app.d"]));
+}
+
+#[test]
+fn preflight_names_what_the_caller_cannot_create_here() {
+    let env = env();
+    source(&env);
+    empty_target(&env, "ck_pf_priv");
+    let mut su = env.client(env.tgt_port, "ck_pf_priv");
+    su.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_pf_op') THEN \
+           CREATE ROLE ck_pf_op LOGIN; END IF; END $$; \
+         GRANT pgclone_operator TO ck_pf_op; REVOKE CREATE ON DATABASE ck_pf_priv FROM ck_pf_op;",
+    )
+    .expect("operator");
+    let mut op = Client::connect(
+        &format!(
+            "host={} port={} user=ck_pf_op dbname=ck_pf_priv",
+            env.sock, env.tgt_port
+        ),
+        postgres::NoTls,
+    )
+    .expect("connect as operator");
+    let v = preflight(&mut op, &env.src_conninfo("ck_src"), "app", "{}");
+    fails_for(&v, "target_permissions", "lacks CREATE on database");
+}
+
+#[test]
+fn preflight_names_conflicts_under_the_chosen_mode() {
+    let env = env();
+    source(&env);
+    empty_target(&env, "ck_pf_names");
+    let mut c = env.client(env.tgt_port, "ck_pf_names");
+    c.batch_execute("CREATE SCHEMA app; CREATE TABLE app.a (x int);")
+        .expect("clash");
+    let conninfo = env.src_conninfo("ck_src");
+    let v = preflight(&mut c, &conninfo, "app", "{}");
+    fails_for(&v, "name_conflicts", "table a");
+    assert_eq!(
+        v["checks"]["name_conflicts"]["items"],
+        json!([{"name": "a", "kind": "table"}])
+    );
+    let v = preflight(&mut c, &conninfo, "app", r#"{"conflict": "skip"}"#);
+    assert_eq!(v["ready"], json!(true), "{v}");
+    assert_eq!(v["checks"]["name_conflicts"]["status"], json!("warn"));
+}
+
+#[test]
+fn preflight_names_missing_roles_and_extensions() {
+    let env = env();
+    database_from(&env, env.src_port, "ck_pf_src2", &[]);
+    let mut s = env.client(env.src_port, "ck_pf_src2");
+    s.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_only_on_source') THEN \
+           CREATE ROLE ck_only_on_source; END IF; END $$; \
+         CREATE SCHEMA ext; CREATE EXTENSION postgres_fdw WITH SCHEMA ext; \
+         CREATE TABLE ext.t (id int); ALTER TABLE ext.t OWNER TO ck_only_on_source;",
+    )
+    .expect("source");
+    empty_target(&env, "ck_pf_need");
+    let mut su = env.client(env.tgt_port, "ck_pf_need");
+    su.batch_execute("DROP ROLE IF EXISTS ck_only_on_source")
+        .expect("drop");
+    let conninfo = env.src_conninfo("ck_pf_src2");
+    let v = preflight(&mut su, &conninfo, "ext", "{}");
+    fails_for(&v, "missing_roles", "ck_only_on_source");
+    let v = preflight(&mut su, &conninfo, "ext", r#"{"roles": true}"#);
+    assert_eq!(v["ready"], json!(true), "{v}");
+    assert_eq!(v["checks"]["missing_roles"]["status"], json!("info"));
+    // postgres_fdw is not trusted: an operator cannot create it here.
+    su.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_pf_op2') THEN \
+           CREATE ROLE ck_pf_op2 LOGIN; END IF; END $$; \
+         GRANT pgclone_operator TO ck_pf_op2; GRANT CREATE ON DATABASE ck_pf_need TO ck_pf_op2;",
+    )
+    .expect("operator");
+    let mut op = Client::connect(
+        &format!(
+            "host={} port={} user=ck_pf_op2 dbname=ck_pf_need",
+            env.sock, env.tgt_port
+        ),
+        postgres::NoTls,
+    )
+    .expect("connect as operator");
+    let v = preflight(&mut op, &conninfo, "ext", r#"{"roles": true}"#);
+    fails_for(
+        &v,
+        "missing_extensions",
+        "postgres_fdw (only a superuser may create it",
+    );
+}
+
+#[test]
+fn preflight_checks_what_following_needs() {
+    let env = env();
+    source(&env);
+    empty_target(&env, "ck_pf_follow");
+    let mut c = env.client(env.tgt_port, "ck_pf_follow");
+    let level: String = one(
+        &mut env.client(env.src_port, "postgres"),
+        "SHOW wal_level",
+        &[],
+    );
+    let v = preflight(
+        &mut c,
+        &env.src_conninfo("ck_src"),
+        "app",
+        r#"{"follow": true}"#,
+    );
+    if level == "logical" {
+        assert_eq!(v["checks"]["follow"]["ok"], json!(true), "{v}");
+    } else {
+        fails_for(&v, "follow", &format!("wal_level is {level}"));
+    }
+    let v = preflight(
+        &mut c,
+        &env.src_conninfo("ck_src"),
+        "app",
+        r#"{"parallel": 64}"#,
+    );
+    assert_eq!(v["checks"]["workers"]["status"], json!("warn"), "{v}");
+    assert!(v["checks"]["workers"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_worker_processes"));
+}

@@ -116,6 +116,23 @@ impl ConnInfo {
         split_list(self.get("host"))
     }
 
+    /// Every host is this machine (a socket directory or a loopback
+    /// address): what travels never crosses a network.
+    pub fn is_local(&self) -> bool {
+        let hosts = self.hosts();
+        let hosts = if hosts.is_empty() {
+            split_list(self.get("hostaddr"))
+        } else {
+            hosts
+        };
+        hosts.is_empty()
+            || hosts.iter().all(|h| {
+                h.starts_with('/')
+                    || h == "localhost"
+                    || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+            })
+    }
+
     pub fn ports(&self) -> Result<Vec<u16>> {
         split_list(self.get("port"))
             .iter()
@@ -581,6 +598,16 @@ mod unit {
 
     #[test]
     fn setup_sql_quotes_values() {
+        for (text, local) in [
+            ("host=/tmp port=5432", true),
+            ("host=127.0.0.1,localhost", true),
+            ("host=::1", true),
+            ("dbname=x", true),
+            ("host=10.0.0.5", false),
+            ("host=localhost,db.example.com", false),
+        ] {
+            assert_eq!(ConnInfo::parse(text).unwrap().is_local(), local, "{text}");
+        }
         let s = session_setup_sql("UTF8", "1min");
         assert!(s.contains("SET search_path = '';"));
         assert!(s.contains("SET client_encoding = 'UTF8';"));

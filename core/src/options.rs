@@ -89,6 +89,8 @@ pub struct Options {
     pub split_tables_larger_than: Option<ByteSize>,
     pub snapshot: Option<String>,
     pub roles: bool,
+    /// Source tablespace → tablespace here (`pg_default` for the default).
+    pub tablespaces: Option<BTreeMap<String, String>>,
     pub follow: bool,
 }
 
@@ -113,6 +115,7 @@ impl Default for Options {
             split_tables_larger_than: None,
             snapshot: None,
             roles: false,
+            tablespaces: None,
             follow: false,
         }
     }
@@ -183,6 +186,7 @@ impl Options {
             "split_tables_larger_than",
             "snapshot",
             "roles",
+            "tablespaces",
             "follow",
         ]
     }

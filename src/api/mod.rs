@@ -672,3 +672,32 @@ fn diff(source_conninfo: Option<&str>, schema_name: Option<&str>) -> String {
     let schema = required(schema_name, "schema_name");
     crate::check::diff::diff(conninfo, schema).or_raise()
 }
+
+fn preflight_call(conninfo: Option<&str>, schema: Option<&str>, options: Option<&str>) -> String {
+    guarded();
+    let conninfo = required(conninfo, "source_conninfo");
+    crate::target::conceal_statement(conninfo);
+    let schema = required(schema, "schema_name");
+    let options = Options::parse(options).or_raise();
+    crate::check::preflight::preflight(conninfo, schema, &options).or_raise()
+}
+
+/// preflight(): will a clone of the schema work here, and if not, why.
+/// Read-only on both sides.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn preflight(source_conninfo: Option<&str>, schema_name: Option<&str>) -> String {
+    preflight_call(source_conninfo, schema_name, None)
+}
+
+/// preflight() of a clone with these options (conflict, parallel, roles,
+/// tablespaces, follow).
+#[pg_extern(name = "preflight", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn preflight_options(
+    source_conninfo: Option<&str>,
+    schema_name: Option<&str>,
+    options: Option<&str>,
+) -> String {
+    preflight_call(source_conninfo, schema_name, options)
+}

@@ -17,6 +17,7 @@ use crate::target;
 use pgclone_core::plan::assemble::{human_bytes, What};
 use pgclone_core::plan::units::{Plan, Stage};
 use pgclone_core::request::Spec;
+use pgrx::prelude::*;
 use std::time::{Duration, Instant};
 
 /// Source sessions give up waiting for a lock after this long rather than
@@ -31,6 +32,26 @@ pub fn open_source(conninfo: &str) -> Result<SourceConn> {
     let src = target::connect_source(conninfo, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
     Ok(src)
+}
+
+pub fn tablespace_exists(name: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tablespace WHERE spcname = $1)",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Where objects of the source's tablespace `name` go here: the
+/// `tablespaces` option's choice, else the same name when it exists here,
+/// else None (the database's default).
+pub fn tablespace_here(name: &str, opts: &pgclone_core::options::Options) -> Option<String> {
+    match opts.tablespaces.as_ref().and_then(|m| m.get(name)) {
+        Some(to) => (to == "pg_default" || tablespace_exists(to)).then(|| to.clone()),
+        None => tablespace_exists(name).then(|| name.to_string()),
+    }
 }
 
 /// The settings every statement of a clone runs under on the target.

@@ -253,6 +253,32 @@ fn role_facts(inv: &Inventory, facts: &mut Facts) {
         .collect();
 }
 
+/// Where each tablespace the source's tables use goes here. A mapping to
+/// a tablespace that does not exist is refused before anything is made.
+fn tablespace_facts(
+    inv: &Inventory,
+    opts: &pgclone_core::options::Options,
+) -> Result<std::collections::HashMap<String, Option<String>>> {
+    if let Some(map) = &opts.tablespaces {
+        for (from, to) in map {
+            if to != "pg_default" && !crate::exec::tablespace_exists(to) {
+                return Err(CloneError::InvalidOptions(format!(
+                    "option \"tablespaces\": tablespace \"{to}\" (for \"{from}\") does not exist here"
+                )));
+            }
+        }
+    }
+    Ok(inv
+        .tables
+        .iter()
+        .filter_map(|t| t.tablespace.clone())
+        .map(|ts| {
+            let here = crate::exec::tablespace_here(&ts, opts);
+            (ts, here)
+        })
+        .collect())
+}
+
 /// A table clone's conflicts, in the current transaction; None: go on,
 /// Some(text): nothing to do (skip).
 fn settle_table(
@@ -403,6 +429,7 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
         }
     };
     role_facts(&inv, &mut g.facts);
+    g.facts.tablespaces = tablespace_facts(&inv, &spec.options)?;
     let masks = masks(src, spec, &inv)?;
     let ask = Ask {
         what: spec.what,

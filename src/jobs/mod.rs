@@ -94,6 +94,16 @@ pub fn available() -> bool {
     slots::available()
 }
 
+/// Job slots free now (None: jobs are not available in this server).
+pub fn free_job_slots() -> Option<usize> {
+    if !available() {
+        return None;
+    }
+    let g = SLOTS.share();
+    let busy = g.s.iter().filter(|s| s.state != FREE).count();
+    Some((MAX_JOBS.get() as usize).saturating_sub(busy))
+}
+
 /// Workers the options ask for: `"parallel"`, else pgclone.default_parallel.
 pub fn asked(opts: &Options) -> i32 {
     opts.parallel

@@ -24,6 +24,8 @@ pub struct RenderCtx<'a> {
     pub table_exists: &'a dyn Fn(&str, &str) -> bool,
     /// A single-table clone: no ATTACH PARTITION or INHERITS, defaults inline.
     pub standalone: bool,
+    /// Source tablespace → tablespace here (None or absent: the default).
+    pub tablespaces: &'a std::collections::HashMap<String, Option<String>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -392,15 +394,21 @@ impl<'a, 'c> Renderer<'a, 'c> {
         if !with.is_empty() {
             create.push_str(&format!(" WITH ({})", with.join(", ")));
         }
+        if let Some(ts) = &def.tablespace {
+            match self.ctx.tablespaces.get(ts).cloned().flatten() {
+                Some(here) if here != "pg_default" => {
+                    create.push_str(&format!(" TABLESPACE {}", quote_ident(&here)));
+                }
+                Some(_) => {}
+                None => self.out.notices.push(format!(
+                    "tablespace \"{ts}\" of the source does not exist here: table {tq} goes to the database's default (map it with the \"tablespaces\" option)"
+                )),
+            }
+        }
         self.out.pre_data.push(create);
         if let (Some(parent), Some(bound)) = (self.partition_of, def.partition_bound.as_ref()) {
             self.out.pre_data.push(format!(
                 "ALTER TABLE ONLY {parent} ATTACH PARTITION {tq} {bound}"
-            ));
-        }
-        if let Some(ts) = &def.tablespace {
-            self.out.notices.push(format!(
-                "tablespace \"{ts}\" of the source is not carried over; the clone uses the target's default"
             ));
         }
     }
@@ -954,6 +962,7 @@ mod unit {
             relation_taken: &|n: &str| n == "t_pkey" || n == "t",
             table_exists: &|_, t| t == "parent",
             standalone: true,
+            tablespaces: Box::leak(Box::new(HashMap::new())),
         }
     }
 
@@ -1084,6 +1093,41 @@ mod unit {
             },
         ];
         t
+    }
+
+    #[test]
+    fn a_tablespace_is_mapped_kept_or_left_with_a_notice() {
+        let mut t = table("public", "t");
+        t.columns = vec![column(1, "id", "integer")];
+        t.tablespace = Some("fast".into());
+        let exists = |_: &str| true;
+        let mut c = ctx("t", &exists);
+        let out = render(&t, &c);
+        assert!(
+            !out.pre_data[0].contains("TABLESPACE"),
+            "{:?}",
+            out.pre_data
+        );
+        assert!(out
+            .notices
+            .iter()
+            .any(|n| n.contains("\"fast\"") && n.contains("tablespaces")));
+        let map: HashMap<String, Option<String>> =
+            [("fast".to_string(), Some("ssd 1".to_string()))].into();
+        c.tablespaces = &map;
+        let out = render(&t, &c);
+        assert!(
+            out.pre_data[0].ends_with(" TABLESPACE \"ssd 1\""),
+            "{:?}",
+            out.pre_data
+        );
+        assert!(out.notices.is_empty());
+        let map: HashMap<String, Option<String>> =
+            [("fast".to_string(), Some("pg_default".to_string()))].into();
+        c.tablespaces = &map;
+        let out = render(&t, &c);
+        assert!(!out.pre_data[0].contains("TABLESPACE"));
+        assert!(out.notices.is_empty());
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Facts {
     /// Routines already on the target, by (schema, name, identity arguments):
     /// a clone replaces them (CREATE OR REPLACE), so discard() must not drop them.
     pub routines_there: HashSet<(String, String, String)>,
+    /// Source tablespace → tablespace here (None: the database's default).
+    pub tablespaces: std::collections::HashMap<String, Option<String>>,
 }
 
 /// What was asked, beyond the inventory.
@@ -509,6 +511,7 @@ impl Tables<'_, '_> {
             relation_taken: &taken,
             table_exists: &table_exists,
             standalone,
+            tablespaces: &facts.tablespaces,
         };
         let script = render_table(t, &ctx);
         self.counts.sequences += script.counts.sequences;
