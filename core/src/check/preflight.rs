@@ -561,7 +561,8 @@ mod unit {
 
     #[test]
     fn each_failure_says_why() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Facts)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Facts)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
             (
                 "source_connection",
                 Box::new(|f| f.connect_error = Some("refused".into())),
