@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use std::sync::Mutex;
 
 static SOURCE: Mutex<bool> = Mutex::new(false);
+/// The clone_roles tests make and drop the same cluster-wide roles.
+static ROLES: Mutex<()> = Mutex::new(());
 
 /// Source database `ck_src`, schema `app`:
 /// - stale: 1500 rows, but the planner believes 1000 (analyzed, then
@@ -570,4 +572,271 @@ fn preflight_checks_what_following_needs() {
         .as_str()
         .unwrap()
         .contains("max_worker_processes"));
+}
+
+/// Roles ck_r_* on the source (dropped from the target first), a schema
+/// whose grants name them, and a function overloaded by argument type.
+fn roles_source(env: &Env) -> String {
+    let mut t = env.client(env.tgt_port, "postgres");
+    for r in ["ck_r_app", "ck_r_grp", "ck_r_md5", "ck_r_owner"] {
+        for db in ["ck_roles_t", "ck_roles_opt_t", "ck_roles_op"] {
+            let _ = t.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+        t.batch_execute(&format!("DROP ROLE IF EXISTS {r}"))
+            .expect("drop role");
+    }
+    database_from(env, env.src_port, "ck_roles_src", &[]);
+    let mut s = env.client(env.src_port, "ck_roles_src");
+    s.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_grp') THEN CREATE ROLE ck_r_grp; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_app') THEN CREATE ROLE ck_r_app; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_md5') THEN CREATE ROLE ck_r_md5; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_owner') THEN CREATE ROLE ck_r_owner; END IF;
+         END $$;
+         ALTER ROLE ck_r_app LOGIN CREATEDB CONNECTION LIMIT 5 VALID UNTIL '2099-01-01 00:00:00+00' PASSWORD 'app-secret';
+         SET password_encryption = 'md5';
+         ALTER ROLE ck_r_md5 LOGIN PASSWORD 'md5-secret';
+         RESET password_encryption;
+         GRANT ck_r_grp TO ck_r_app WITH ADMIN OPTION;
+         ALTER ROLE ck_r_app SET search_path = app, \"$user\";
+         ALTER ROLE ck_r_app IN DATABASE ck_roles_src SET work_mem = '8MB';
+         CREATE SCHEMA app;
+         GRANT USAGE ON SCHEMA app TO ck_r_grp;
+         CREATE TABLE app.t (id int, secret text);
+         GRANT SELECT ON app.t TO ck_r_grp;
+         GRANT SELECT (id) ON app.t TO ck_r_md5;
+         CREATE FUNCTION app.f(int) RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE FUNCTION app.f(text) RETURNS int LANGUAGE sql AS 'SELECT 2';
+         REVOKE EXECUTE ON FUNCTION app.f(int) FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION app.f(int) TO ck_r_app;
+         ALTER DEFAULT PRIVILEGES FOR ROLE ck_r_grp IN SCHEMA app GRANT SELECT ON TABLES TO ck_r_app;
+         CREATE TABLE app.owned (id int);
+         ALTER TABLE app.owned OWNER TO ck_r_owner;",
+    )
+    .expect("source roles");
+    env.src_conninfo("ck_roles_src")
+}
+
+fn password_hash(c: &mut Client, role: &str) -> Option<String> {
+    one(
+        c,
+        "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+        &[&role],
+    )
+}
+
+#[test]
+fn clone_roles_copies_attributes_hashes_memberships_settings_and_grants() {
+    let _one_at_a_time = ROLES.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    let conninfo = roles_source(&env);
+    empty_target(&env, "ck_roles_t");
+    let mut c = env.client(env.tgt_port, "ck_roles_t");
+    // The schema first, while its roles are missing here: its grants to
+    // them are left out, and clone_roles puts them in.
+    one::<String>(&mut c, "SELECT pgclone.schema($1, 'app')", &[&conninfo]);
+    let text: String = one(
+        &mut c,
+        "SELECT pgclone.clone_roles($1, 'ck_r_app, ck_r_grp ck_r_md5')",
+        &[&conninfo],
+    );
+    assert!(
+        text.starts_with("OK: 3 roles created, 0 roles updated, "),
+        "{text}"
+    );
+    let mut s = env.client(env.src_port, "ck_roles_src");
+    for r in ["ck_r_app", "ck_r_md5"] {
+        let (a, b) = (password_hash(&mut s, r), password_hash(&mut c, r));
+        assert!(a.is_some());
+        assert_eq!(a, b, "{r}'s stored hash");
+    }
+    assert!(password_hash(&mut c, "ck_r_md5")
+        .unwrap()
+        .starts_with("md5"));
+    // The role logs in here with its source password, over scram-sha-256.
+    postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} dbname=ck_roles_t user=ck_r_app password=app-secret",
+            env.tgt_port
+        ),
+        postgres::NoTls,
+    )
+    .expect("ck_r_app logs in with its source password");
+    let attrs: (bool, bool, i32, String) = {
+        let r = c
+            .query_one(
+                "SELECT rolcanlogin, rolcreatedb, rolconnlimit, rolvaliduntil::text FROM pg_roles WHERE rolname = 'ck_r_app'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    assert_eq!(attrs, (true, true, 5, "2099-01-01 00:00:00+00".to_string()));
+    let admin: bool = one(
+        &mut c,
+        "SELECT admin_option FROM pg_auth_members WHERE roleid = 'ck_r_grp'::regrole AND member = 'ck_r_app'::regrole",
+        &[],
+    );
+    assert!(admin, "membership keeps its ADMIN option");
+    let settings: Vec<String> = c
+        .query(
+            "SELECT coalesce(d.datname, '*') || ':' || array_to_string(s.setconfig, ';') \
+             FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase \
+             WHERE s.setrole = 'ck_r_app'::regrole ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        settings,
+        ["*:search_path=app, \"$user\"", "ck_roles_t:work_mem=8MB"]
+    );
+    let privs: Vec<bool> = c
+        .query_one(
+            "SELECT has_table_privilege('ck_r_grp', 'app.t', 'SELECT'), \
+                    has_column_privilege('ck_r_md5', 'app.t', 'id', 'SELECT'), \
+                    has_column_privilege('ck_r_md5', 'app.t', 'secret', 'SELECT'), \
+                    has_function_privilege('ck_r_app', 'app.f(integer)', 'EXECUTE'), \
+                    has_function_privilege('ck_r_md5', 'app.f(integer)', 'EXECUTE'), \
+                    has_function_privilege('ck_r_md5', 'app.f(text)', 'EXECUTE'), \
+                    has_schema_privilege('ck_r_grp', 'app', 'USAGE'), \
+                    EXISTS (SELECT 1 FROM pg_default_acl WHERE defaclrole = 'ck_r_grp'::regrole)",
+            &[],
+        )
+        .map(|r| (0..8).map(|i| r.get(i)).collect())
+        .unwrap();
+    assert_eq!(
+        privs,
+        [true, true, false, true, false, true, true, true],
+        "grants by signature, PUBLIC's revoke kept, columns, schema, defaults"
+    );
+    // Again: the same roles, updated, and nothing doubled.
+    let again: String = one(
+        &mut c,
+        "SELECT pgclone.clone_roles($1, 'ck_r_app,ck_r_grp,ck_r_md5')",
+        &[&conninfo],
+    );
+    assert!(
+        again.starts_with("OK: 0 roles created, 3 roles updated, "),
+        "{again}"
+    );
+    // The whole schema's ACLs now match the source's: diff and pg_dump agree.
+    assert_same_text(
+        &env.dump_db(env.src_port, "ck_roles_src", &["-n", "app", "--no-owner"]),
+        &env.dump_db(env.tgt_port, "ck_roles_t", &["-n", "app", "--no-owner"]),
+        "pg_dump of app after clone_roles",
+    );
+}
+
+#[test]
+fn clone_roles_without_pg_authid_and_as_an_operator() {
+    let _one_at_a_time = ROLES.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    let conninfo = roles_source(&env);
+    let mut s = env.client(env.src_port, "ck_roles_src");
+    login_role(&mut s, "ck_r_reader", "reader-pw");
+    empty_target(&env, "ck_roles_op");
+    let mut su = env.client(env.tgt_port, "ck_roles_op");
+    // A source role that cannot read pg_authid: roles come without
+    // passwords, and the summary says whose.
+    let reader = format!(
+        "host=127.0.0.1 port={} dbname=ck_roles_src user=ck_r_reader password=reader-pw",
+        env.src_port
+    );
+    let text: String = one(
+        &mut su,
+        "SELECT pgclone.clone_roles($1, 'ck_r_grp')",
+        &[&reader],
+    );
+    assert!(
+        text.contains(
+            "passwords not copied (the source does not show pg_authid to this role): ck_r_grp"
+        ),
+        "{text}"
+    );
+    // An operator without CREATEROLE is refused, clearly.
+    su.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_op') THEN \
+           CREATE ROLE ck_r_op LOGIN; END IF; END $$; \
+         ALTER ROLE ck_r_op NOSUPERUSER NOCREATEROLE; GRANT pgclone_operator TO ck_r_op;",
+    )
+    .expect("operator");
+    let op = |env: &Env| {
+        Client::connect(
+            &format!(
+                "host={} port={} user=ck_r_op dbname=ck_roles_op",
+                env.sock, env.tgt_port
+            ),
+            postgres::NoTls,
+        )
+        .expect("operator session")
+    };
+    let (state, msg) = expect_error(
+        &mut op(&env),
+        &format!("SELECT pgclone.clone_roles({}, 'ck_r_md5')", lit(&conninfo)),
+    );
+    assert_eq!(state, "42501", "{msg}");
+    assert!(msg.contains("superuser or a role with CREATEROLE"), "{msg}");
+    // With CREATEROLE it may clone plain roles, never a REPLICATION one, and
+    // a source role of its own name does not touch it.
+    s.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_op') THEN \
+           CREATE ROLE ck_r_op; END IF; END $$; ALTER ROLE ck_r_op SUPERUSER; \
+         ALTER ROLE ck_r_owner REPLICATION;",
+    )
+    .expect("source roles");
+    su.batch_execute("ALTER ROLE ck_r_op CREATEROLE")
+        .expect("createrole");
+    let mut op = op(&env);
+    let text: String = one(
+        &mut op,
+        "SELECT pgclone.clone_roles($1, 'ck_r_md5 ck_r_op')",
+        &[&conninfo],
+    );
+    assert!(text.starts_with("OK: "), "{text}");
+    let (state, msg) = expect_error(
+        &mut op,
+        &format!(
+            "SELECT pgclone.clone_roles({}, 'ck_r_owner')",
+            lit(&conninfo)
+        ),
+    );
+    assert_eq!(state, "42501", "{msg}");
+    assert!(msg.contains("ck_r_owner"), "{msg}");
+    let mighty: bool = one(
+        &mut su,
+        "SELECT rolsuper FROM pg_roles WHERE rolname = 'ck_r_op'",
+        &[],
+    );
+    assert!(!mighty, "the operator made itself a superuser");
+    s.batch_execute("ALTER ROLE ck_r_op NOSUPERUSER; ALTER ROLE ck_r_owner NOREPLICATION;")
+        .expect("reset");
+}
+
+#[test]
+fn the_roles_option_clones_the_roles_a_schema_needs_first() {
+    let _one_at_a_time = ROLES.lock().unwrap_or_else(|p| p.into_inner());
+    let env = env();
+    let conninfo = roles_source(&env);
+    empty_target(&env, "ck_roles_opt_t");
+    let mut c = env.client(env.tgt_port, "ck_roles_opt_t");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'app', true, '{\"roles\": true}')",
+        &[&conninfo],
+    );
+    let owner: String = one(
+        &mut c,
+        "SELECT relowner::regrole::text FROM pg_class WHERE oid = 'app.owned'::regclass",
+        &[],
+    );
+    assert_eq!(owner, "ck_r_owner");
+    assert_same_text(
+        &env.dump_db(env.src_port, "ck_roles_src", &["-n", "app"]),
+        &env.dump_db(env.tgt_port, "ck_roles_opt_t", &["-n", "app"]),
+        "pg_dump of app cloned with roles",
+    );
 }

@@ -243,7 +243,6 @@ impl Options {
         }
         let unsupported = [
             ("snapshot", self.snapshot.is_some()),
-            ("roles", self.roles),
             ("follow", self.follow),
         ];
         if let Some((k, _)) = unsupported.iter().find(|(_, set)| *set) {

@@ -701,3 +701,26 @@ fn preflight_options(
 ) -> String {
     preflight_call(source_conninfo, schema_name, options)
 }
+
+fn clone_roles_call(conninfo: Option<&str>, role_names: Option<&str>) -> String {
+    guarded();
+    let conninfo = required(conninfo, "source_conninfo");
+    crate::target::conceal_statement(conninfo);
+    crate::check::roles::clone_roles(conninfo, role_names).or_raise()
+}
+
+/// clone_roles(): every role of the source (but reserved and bootstrap
+/// ones) made or updated here, with memberships, settings and grants.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn clone_roles(source_conninfo: Option<&str>) -> String {
+    clone_roles_call(source_conninfo, None)
+}
+
+/// clone_roles() of the roles named (comma- or space-separated; NULL or
+/// empty: all), and only their grants.
+#[pg_extern(name = "clone_roles", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn clone_roles_named(source_conninfo: Option<&str>, role_names: Option<&str>) -> String {
+    clone_roles_call(source_conninfo, role_names)
+}

@@ -216,6 +216,18 @@ fn clashes(
 /// The role set the inventory names, and which of them exist here and may
 /// be given objects by the caller.
 fn role_facts(inv: &Inventory, facts: &mut Facts) {
+    let names = needed_roles(inv);
+    facts.roles_there = target::existing_roles(&names);
+    facts.can_own = facts
+        .roles_there
+        .iter()
+        .filter(|r| target::can_own(r))
+        .cloned()
+        .collect();
+}
+
+/// Every role the inventory names: owners, grantees, default privileges.
+fn needed_roles(inv: &Inventory) -> Vec<String> {
     let mut names: Vec<String> = inv.tables.iter().flat_map(|t| t.roles()).collect();
     names.extend(inv.schemas.iter().map(|s| s.owner.clone()));
     names.extend(inv.types.iter().map(|t| t.owner.clone()));
@@ -244,13 +256,7 @@ fn role_facts(inv: &Inventory, facts: &mut Facts) {
     names.extend(acls.filter_map(|a| a.grantee.clone()));
     names.sort();
     names.dedup();
-    facts.roles_there = target::existing_roles(&names);
-    facts.can_own = facts
-        .roles_there
-        .iter()
-        .filter(|r| target::can_own(r))
-        .cloned()
-        .collect();
+    names
 }
 
 /// Where each tablespace the source's tables use goes here. A mapping to
@@ -428,6 +434,10 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
             })
         }
     };
+    if spec.options.roles {
+        let notices = crate::check::roles::clone_needed(src, &needed_roles(&inv))?;
+        g.notices.extend(notices);
+    }
     role_facts(&inv, &mut g.facts);
     g.facts.tablespaces = tablespace_facts(&inv, &spec.options)?;
     let masks = masks(src, spec, &inv)?;
