@@ -46,8 +46,8 @@ COUNT_SQL="SELECT format('SELECT count(*) FROM ONLY %s', c.oid::regclass)
            WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgclone')
              AND n.nspname !~ '^pg_toast' \\gexec"
 counts() {
-    psql_port "$SRC_PORT" -d "$SRC_DB" -o /dev/null -c "$COUNT_SQL"
-    psql_port "$TGT_PORT" -d "$CHECK_DB" -o /dev/null -c "$COUNT_SQL"
+    psql_port "$SRC_PORT" -d "$SRC_DB" -o /dev/null <<<"$COUNT_SQL"
+    psql_port "$TGT_PORT" -d "$CHECK_DB" -o /dev/null <<<"$COUNT_SQL"
 }
 verify() {
     psql_port "$TGT_PORT" -d "$CHECK_DB" -o /dev/null -c "SELECT * FROM pgclone.verify('$CONNINFO')"

@@ -26,11 +26,19 @@ pub struct Rel {
     pub cols: Vec<HashCol>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct HashCol {
     pub name: String,
     /// The type's extended hash function, qualified; None: hash the text form.
     pub func: Option<String>,
+    /// What turns the column into the function's argument type
+    /// (` AT TIME ZONE 'UTC'`, `::pg_catalog.int4`).
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// NOT NULL: no NULL to stand in for (a NULL here after all makes the
+    /// row's hash NULL, which still changes the sum).
+    #[serde(default)]
+    pub not_null: bool,
     /// The column's collation is nondeterministic: its hash would fold
     /// values the collation calls equal, so hash the bytes instead.
     pub fold: bool,
@@ -38,50 +46,67 @@ pub struct HashCol {
 
 /// The relations of the given schemas (a parameter `$1 text[]`) to verify,
 /// one JSON array. Extension members are left out, as a clone leaves them.
+/// Every join is on a key, so the cost grows with the columns read.
 pub fn rels_sql() -> &'static str {
     // A column's hash function: its type's default hash opclass's extended
-    // support function (number 2), when SQL can call it (bytea's takes
-    // `internal`), found for the type itself or for an array whose element
-    // type has one of its own. Enums hash their OIDs, which differ between
-    // databases: they, like every other type, fall back to their text form.
-    "WITH cols AS ( \
-       SELECT a.attrelid, a.attnum, a.attname, \
-              coalesce(CASE WHEN t.typtype = 'd' THEN bt.oid ELSE t.oid END) AS typ, \
-              coalesce(co.collisdeterministic, true) AS det \
-       FROM pg_catalog.pg_attribute a \
-       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-       LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype \
-       LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
-       WHERE a.attnum > 0 AND NOT a.attisdropped), \
+    // support function (number 2) when SQL can call it on the column, or
+    // for an array whose element type has one. Three types share another
+    // type's function and are converted first (timestamptz at UTC, date as
+    // timestamp, boolean as integer). Enums hash their OIDs, which differ
+    // between databases: they, like every other type, fall back to their
+    // text form.
+    "WITH rels AS ( \
+       SELECT r.oid, n.nspname, r.relname, r.relkind, r.relispopulated, r.relpages \
+       FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+       WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm') \
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = r.oid AND d.deptype = 'e')), \
      fn AS ( \
-       SELECT oc.opcintype AS typ, \
-              pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(pp.proname) AS func \
+       SELECT DISTINCT ON (oc.opcintype) oc.opcintype AS typ, \
+              pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(pp.proname) AS func, \
+              pp.proargtypes[0] = oc.opcintype AS callable \
        FROM pg_catalog.pg_opclass oc \
        JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash' \
        JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amproclefttype = oc.opcintype \
             AND ap.amprocrighttype = oc.opcintype AND ap.amprocnum = 2 \
        JOIN pg_catalog.pg_proc pp ON pp.oid = ap.amproc \
        JOIN pg_catalog.pg_namespace pn ON pn.oid = pp.pronamespace \
-       WHERE oc.opcdefault AND pp.proargtypes[0] = oc.opcintype), \
+       WHERE oc.opcdefault ORDER BY oc.opcintype, 3 DESC), \
+     cols AS ( \
+       SELECT a.attrelid, a.attnum, a.attname, a.attnotnull, \
+              CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS typ, \
+              coalesce(co.collisdeterministic, true) AS det \
+       FROM rels JOIN pg_catalog.pg_attribute a ON a.attrelid = rels.oid \
+       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+       LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+       WHERE a.attnum > 0 AND NOT a.attisdropped), \
      typed AS ( \
-       SELECT c.*, CASE \
-           WHEN t.typtype = 'b' AND t.typcategory = 'A' AND t.typelem <> 0 \
-                AND EXISTS (SELECT 1 FROM fn WHERE fn.typ = t.typelem) \
-             THEN (SELECT func FROM fn WHERE fn.typ = 'pg_catalog.anyarray'::pg_catalog.regtype) \
-           WHEN t.typtype = 'b' THEN (SELECT min(func) FROM fn WHERE fn.typ = t.oid) \
-         END AS func \
-       FROM cols c JOIN pg_catalog.pg_type t ON t.oid = c.typ) \
+       SELECT c.attrelid, c.attnum, c.attname, c.attnotnull, c.det, \
+         CASE \
+           WHEN c.typ IN ('pg_catalog.timestamptz'::pg_catalog.regtype, 'pg_catalog.date'::pg_catalog.regtype) \
+             THEN 'pg_catalog.timestamp_hash_extended' \
+           WHEN c.typ = 'pg_catalog.bool'::pg_catalog.regtype THEN 'pg_catalog.hashint4extended' \
+           WHEN t.typtype = 'b' AND t.typcategory = 'A' AND t.typelem <> 0 AND ef.typ IS NOT NULL \
+             THEN 'pg_catalog.hash_array_extended' \
+           WHEN t.typtype = 'b' AND f.callable THEN f.func \
+         END AS func, \
+         CASE c.typ WHEN 'pg_catalog.timestamptz'::pg_catalog.regtype THEN ' AT TIME ZONE ''UTC''' \
+                    WHEN 'pg_catalog.date'::pg_catalog.regtype THEN '::pg_catalog.timestamp' \
+                    WHEN 'pg_catalog.bool'::pg_catalog.regtype THEN '::pg_catalog.int4' END AS suffix \
+       FROM cols c JOIN pg_catalog.pg_type t ON t.oid = c.typ \
+       LEFT JOIN fn f ON f.typ = c.typ \
+       LEFT JOIN fn ef ON ef.typ = t.typelem), \
+     agg AS ( \
+       SELECT x.attrelid, pg_catalog.json_agg(pg_catalog.json_build_object( \
+                'name', x.attname, 'func', x.func, 'suffix', x.suffix, 'not_null', x.attnotnull, \
+                'fold', NOT x.det) ORDER BY x.attnum) AS cols \
+       FROM typed x GROUP BY x.attrelid) \
      SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object( \
-         'schema', n.nspname, 'name', r.relname, 'kind', r.relkind, \
+         'schema', r.nspname, 'name', r.relname, 'kind', r.relkind, \
          'populated', r.relispopulated, 'pages', r.relpages::int8, \
-         'cols', coalesce((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
-                 'name', x.attname, 'func', x.func, 'fold', NOT x.det) ORDER BY x.attnum) \
-                 FROM typed x WHERE x.attrelid = r.oid), '[]')) \
-         ORDER BY n.nspname, r.relname), '[]')::text \
-     FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
-     WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm') \
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
-           WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = r.oid AND d.deptype = 'e')"
+         'cols', coalesce(agg.cols, '[]')) \
+         ORDER BY r.nspname, r.relname), '[]')::text \
+     FROM rels r LEFT JOIN agg ON agg.attrelid = r.oid"
 }
 
 /// The column names of the given relations here, to tell a table whose
@@ -112,14 +137,19 @@ pub fn row_hash(cols: &[HashCol]) -> String {
             } else {
                 col
             };
-            // A NULL hashes to its seed, so a NULL moving between columns
-            // still changes the row's hash.
-            match &c.func {
-                Some(f) => format!("coalesce({f}({col}, {seed}), {seed})"),
+            let hashed = match &c.func {
+                Some(f) => format!("{f}({col}{}, {seed})", c.suffix.as_deref().unwrap_or("")),
                 None => format!(
-                    "coalesce(pg_catalog.hashtextextended({}::text COLLATE pg_catalog.\"C\", {seed}), {seed})",
+                    "pg_catalog.hashtextextended({}::text COLLATE pg_catalog.\"C\", {seed})",
                     quote_ident(&c.name)
                 ),
+            };
+            // A NULL hashes to its seed, so a NULL moving between columns
+            // still changes the row's hash.
+            if c.not_null {
+                hashed
+            } else {
+                format!("coalesce({hashed}, {seed})")
             }
         })
         .collect();
@@ -271,6 +301,7 @@ mod unit {
             name: name.into(),
             func: func.map(str::to_string),
             fold,
+            ..HashCol::default()
         }
     }
 
@@ -299,6 +330,17 @@ mod unit {
              coalesce(pg_catalog.hashtextextended(\"doc\"::text COLLATE pg_catalog.\"C\", 3), 3)"
         );
         assert_eq!(row_hash(&[]), "0::int8");
+        let at = HashCol {
+            name: "at".into(),
+            func: Some("pg_catalog.timestamp_hash_extended".into()),
+            suffix: Some(" AT TIME ZONE 'UTC'".into()),
+            not_null: true,
+            fold: false,
+        };
+        assert_eq!(
+            row_hash(&[at]),
+            "pg_catalog.timestamp_hash_extended(\"at\" AT TIME ZONE 'UTC', 1)"
+        );
     }
 
     #[test]
