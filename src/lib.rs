@@ -42,6 +42,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     jobs::init();
     mask::init();
+    check::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -14,8 +14,24 @@ use crate::error::{CloneError, Result};
 use pgclone_core::check::verify::{self as v, Rel, Seen, Verdict};
 use pgclone_core::plan::assemble::What;
 use pgclone_core::request::Spec;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use std::collections::HashMap;
+
+/// `pgclone.verify_content`: off makes verify() compare exact counts only
+/// (no content checksum), which costs what count(*) costs.
+static VERIFY_CONTENT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"pgclone.verify_content",
+        c"verify() compares an order-independent checksum of every table's content, not only its row count.",
+        c"Off: exact row counts only, at the cost of count(*); a changed value with the same count shows as \"✓\".",
+        &VERIFY_CONTENT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
 
 /// A read-only session on the source, in one REPEATABLE READ snapshot,
 /// with `extra` settings after the clone's own.
@@ -156,7 +172,9 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
     src_cols.iter_mut().for_each(|c| c.sort());
     let here = |i: usize| local.get(&(rels[i].schema.clone(), rels[i].name.clone()));
     let readable_here = |i: usize| here(i).is_some_and(|(_, populated, _)| *populated);
-    let hashed = |i: usize| here(i).is_some_and(|(_, _, cols)| *cols == src_cols[i]);
+    let same_cols = |i: usize| here(i).is_some_and(|(_, _, cols)| *cols == src_cols[i]);
+    let content = VERIFY_CONTENT.get();
+    let hashed = |i: usize| content && same_cols(i);
 
     let mut src_seqs = Positions::new();
     for r in src.query(v::sequences_sql(), &[&names])? {
@@ -208,6 +226,7 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
                         rows: Some(rows),
                         sum,
                         populated: true,
+                        cols_differ: !same_cols(i),
                     },
                 );
             }
@@ -229,6 +248,7 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
                         rows,
                         sum,
                         populated: true,
+                        cols_differ: false,
                     },
                 );
             }
@@ -240,6 +260,7 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
         let t = here(i).map(|(_, populated, _)| {
             local_seen.remove(&i).unwrap_or(Seen {
                 populated: *populated,
+                cols_differ: !same_cols(i),
                 ..Default::default()
             })
         });
@@ -282,6 +303,7 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
                 rows: Some(rows),
                 sum,
                 populated: true,
+                cols_differ: false,
             };
             out.push(Verdict {
                 schema: "pg_catalog".into(),

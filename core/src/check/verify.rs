@@ -243,9 +243,11 @@ pub fn settings_sql() -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Seen {
     pub rows: Option<i64>,
-    /// None: not hashed (columns differ, or not populated).
+    /// None: not hashed (counts only, columns differ, or not populated).
     pub sum: Option<String>,
     pub populated: bool,
+    /// The target's columns are not the source's: never the same content.
+    pub cols_differ: bool,
 }
 
 /// One row of verify's result.
@@ -270,9 +272,13 @@ pub fn judge(src: &Seen, tgt: Option<&Seen>) -> &'static str {
     if src.populated != tgt.populated || src.rows != tgt.rows {
         return DIFFERENT;
     }
+    if tgt.cols_differ {
+        return CONTENT;
+    }
     match (&src.sum, &tgt.sum) {
         (Some(a), Some(b)) if a == b => SAME,
-        (None, None) if !src.populated => SAME,
+        // Counted only (pgclone.verify_content off, or not populated).
+        (None, None) => SAME,
         _ => CONTENT,
     }
 }
@@ -388,6 +394,7 @@ mod unit {
             rows: Some(rows),
             sum: Some(sum.into()),
             populated: true,
+            cols_differ: false,
         };
         assert_eq!(judge(&seen(3, "10"), Some(&seen(3, "10"))), SAME);
         assert_eq!(judge(&seen(3, "10"), Some(&seen(4, "10"))), DIFFERENT);
@@ -397,8 +404,16 @@ mod unit {
             rows: Some(3),
             sum: None,
             populated: true,
+            cols_differ: true,
         };
         assert_eq!(judge(&seen(3, "10"), Some(&unhashed)), CONTENT);
+        let counted = Seen {
+            rows: Some(3),
+            populated: true,
+            ..Seen::default()
+        };
+        assert_eq!(judge(&counted, Some(&counted)), SAME);
+        assert_eq!(judge(&counted, Some(&unhashed)), CONTENT);
         let empty = Seen::default();
         assert_eq!(judge(&empty, Some(&empty)), SAME);
         assert_eq!(judge(&empty, Some(&seen(0, "0"))), DIFFERENT);
