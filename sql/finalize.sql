@@ -81,3 +81,20 @@ COMMENT ON FUNCTION pgclone.masking_report(text) IS
     'masking_report(schema): per column, its sensitivity, whether a masking policy masks it, and the rule to use';
 COMMENT ON FUNCTION pgclone.discover_sensitive(text, text, integer) IS
     'discover_sensitive(conninfo, schema, sample_rows): as discover_sensitive(), with the first sample_rows rows of each table confirming or correcting what the column names say (regular expressions run on the source; only counts come back)';
+
+COMMENT ON FUNCTION pgclone.verify(text) IS
+    'verify(source_conninfo): every table, partition and materialized view of every user schema, then sequences and large objects: exact counts and an order-independent content checksum on one snapshot per side; match is ✓, ✗, ✗ (missing) or ✗ (content)';
+COMMENT ON FUNCTION pgclone.verify(text, text) IS
+    'verify(source_conninfo, schema): as verify(), for one schema';
+COMMENT ON FUNCTION pgclone.verify_rows(text, text, boolean) IS
+    'verify_rows(source_conninfo, schema, whole): the rows of verify(), which names its last column "match"';
+COMMENT ON FUNCTION pgclone.diff(text, text) IS
+    'diff(source_conninfo, schema): JSON of the schema''s definitions here against the source''s (tables and columns, indexes, constraints, triggers, views, sequences, policies, functions, types), keyed by table and name; in_sync, diff_count, summary';
+COMMENT ON FUNCTION pgclone.preflight(text, text) IS
+    'preflight(source_conninfo, schema): JSON: ready, and every check a clone depends on with ok and a reason to act on; read-only on both sides';
+COMMENT ON FUNCTION pgclone.preflight(text, text, text) IS
+    'preflight(source_conninfo, schema, options): as preflight(), for a clone with these options (conflict, parallel, roles, tablespaces, follow)';
+COMMENT ON FUNCTION pgclone.clone_roles(text) IS
+    'clone_roles(source_conninfo): make or update every role of the source (not reserved or bootstrap ones) with attributes, stored password hashes, memberships, settings, then the source''s grants on every object both sides have';
+COMMENT ON FUNCTION pgclone.clone_roles(text, text) IS
+    'clone_roles(source_conninfo, role_names): as clone_roles(), for the roles named (comma- or space-separated), adding only their grants';
