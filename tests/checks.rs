@@ -855,3 +855,95 @@ fn the_roles_option_clones_the_roles_a_schema_needs_first() {
         "pg_dump of app cloned with roles",
     );
 }
+
+/// A tablespace named `name` on the cluster at `port`, in a fresh directory.
+fn tablespace(env: &Env, port: u16, name: &str, dbs: &[&str]) {
+    let mut c = env.client(port, "postgres");
+    for db in dbs {
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .expect("drop db");
+    }
+    c.batch_execute(&format!("DROP TABLESPACE IF EXISTS {name}"))
+        .expect("drop tablespace");
+    let dir = std::env::temp_dir().join(format!("pgclone-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::process::Command::new("chown")
+        .args(["postgres:", dir.to_str().unwrap()])
+        .status()
+        .expect("chown");
+    c.batch_execute(&format!(
+        "CREATE TABLESPACE {name} LOCATION {}",
+        lit(dir.to_str().unwrap())
+    ))
+    .expect("create tablespace");
+}
+
+#[test]
+fn tablespaces_are_mapped_kept_or_left_with_a_notice() {
+    let env = env();
+    tablespace(&env, env.src_port, "ck_ts_fast", &["ck_ts_src"]);
+    tablespace(
+        &env,
+        env.tgt_port,
+        "ck_ts_here",
+        &["ck_ts_mapped", "ck_ts_unmapped"],
+    );
+    database_from(&env, env.src_port, "ck_ts_src", &[]);
+    env.client(env.src_port, "ck_ts_src")
+        .batch_execute(
+            "CREATE SCHEMA app;
+             CREATE TABLE app.hot (id int PRIMARY KEY) TABLESPACE ck_ts_fast;
+             INSERT INTO app.hot SELECT generate_series(1, 10);
+             CREATE TABLE app.cold (id int);",
+        )
+        .expect("source");
+    let conninfo = env.src_conninfo("ck_ts_src");
+    let tablespace_of = |c: &mut Client| -> Option<String> {
+        one(
+            c,
+            "SELECT t.spcname::text FROM pg_class c LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace \
+             WHERE c.oid = 'app.hot'::regclass",
+            &[],
+        )
+    };
+
+    empty_target(&env, "ck_ts_mapped");
+    let mut c = env.client(env.tgt_port, "ck_ts_mapped");
+    let v = preflight(&mut c, &conninfo, "app", "{}");
+    assert_eq!(v["checks"]["tablespaces"]["status"], json!("warn"), "{v}");
+    let v = preflight(
+        &mut c,
+        &conninfo,
+        "app",
+        r#"{"tablespaces": {"ck_ts_fast": "ck_ts_here"}}"#,
+    );
+    assert_eq!(v["checks"]["tablespaces"]["status"], json!("pass"), "{v}");
+    let (state, msg) = expect_error(
+        &mut c,
+        &format!(
+            "SELECT pgclone.schema({}, 'app', true, '{{\"tablespaces\": {{\"ck_ts_fast\": \"nowhere\"}}}}')",
+            lit(&conninfo)
+        ),
+    );
+    assert_eq!(state, "22023", "{msg}");
+    assert!(msg.contains("\"nowhere\""), "{msg}");
+    one::<String>(
+        &mut c,
+        "SELECT pgclone.schema($1, 'app', true, '{\"tablespaces\": {\"ck_ts_fast\": \"ck_ts_here\"}}')",
+        &[&conninfo],
+    );
+    assert_eq!(tablespace_of(&mut c).as_deref(), Some("ck_ts_here"));
+    let rows: i64 = one(&mut c, "SELECT count(*) FROM app.hot", &[]);
+    assert_eq!(rows, 10);
+
+    empty_target(&env, "ck_ts_unmapped");
+    let (mut c, heard) = client_hearing(&env, env.tgt_port, "postgres", "ck_ts_unmapped");
+    one::<String>(&mut c, "SELECT pgclone.schema($1, 'app')", &[&conninfo]);
+    assert_eq!(tablespace_of(&mut c), None, "the database's default");
+    let notices = heard.lock().unwrap().join("\n");
+    assert!(
+        notices.contains("tablespace \"ck_ts_fast\" of the source does not exist here"),
+        "{notices}"
+    );
+}
