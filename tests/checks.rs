@@ -616,6 +616,7 @@ fn roles_source(env: &Env) -> String {
          GRANT ck_r_grp TO ck_r_app WITH ADMIN OPTION;
          ALTER ROLE ck_r_app SET search_path = app, \"$user\";
          ALTER ROLE ck_r_app IN DATABASE ck_roles_src SET work_mem = '8MB';
+         ALTER ROLE ck_r_grp SET session_preload_libraries = 'auto_explain';
          CREATE SCHEMA app;
          GRANT USAGE ON SCHEMA app TO ck_r_grp;
          CREATE TABLE app.t (id int, secret text);
@@ -709,6 +710,13 @@ fn clone_roles_copies_attributes_hashes_memberships_settings_and_grants() {
         settings,
         ["*:search_path=app, \"$user\"", "ck_roles_t:work_mem=8MB"]
     );
+    // A hostile source cannot have code loaded here at a role's login.
+    let preload: i64 = one(
+        &mut c,
+        "SELECT count(*) FROM pg_db_role_setting WHERE setrole = 'ck_r_grp'::regrole",
+        &[],
+    );
+    assert_eq!(preload, 0, "session_preload_libraries was copied");
     let privs: Vec<bool> = c
         .query_one(
             "SELECT has_table_privilege('ck_r_grp', 'app.t', 'SELECT'), \

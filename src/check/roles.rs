@@ -208,6 +208,14 @@ pub fn clone_from(src: &SourceConn, wanted: Option<&[String]>) -> Result<(Outcom
         }
         let database = s.in_database.then_some(db.as_str());
         for entry in &s.config {
+            if pgclone_core::check::roles::setting_refused(entry) {
+                out.notices.push(format!(
+                    "setting of role \"{}\" not copied: {} loads code at login",
+                    s.role,
+                    entry.split('=').next().unwrap_or_default()
+                ));
+                continue;
+            }
             if let Some(sql) = setting_statement(&s.role, database, entry) {
                 exec(&sql, &format!("setting of role \"{}\"", s.role))?;
                 out.settings += 1;

@@ -230,8 +230,22 @@ fn list_elements(value: &str) -> Vec<String> {
     out
 }
 
+/// Settings that load code from this server's disk at login: a source's
+/// word is not enough to have them run here.
+const NOT_COPIED: [&str; 2] = ["session_preload_libraries", "local_preload_libraries"];
+
+/// Is a stored `name=value` one clone_roles leaves out?
+pub fn setting_refused(entry: &str) -> bool {
+    entry
+        .split_once('=')
+        .is_some_and(|(n, _)| NOT_COPIED.contains(&n.to_ascii_lowercase().as_str()))
+}
+
 /// ALTER ROLE ... [IN DATABASE db] SET for one stored `name=value`.
 pub fn setting_statement(role: &str, database: Option<&str>, entry: &str) -> Option<String> {
+    if setting_refused(entry) {
+        return None;
+    }
     let (name, value) = entry.split_once('=')?;
     let value = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
         list_elements(value)
@@ -473,6 +487,8 @@ mod unit {
             setting_statement("app", Some("shop db"), "statement_timeout=5s").unwrap(),
             "ALTER ROLE \"app\" IN DATABASE \"shop db\" SET \"statement_timeout\" TO '5s'"
         );
+        assert!(setting_statement("app", None, "session_preload_libraries=evil").is_none());
+        assert!(setting_refused("Local_Preload_Libraries=x"));
         assert_eq!(
             setting_statement("app", None, "myapp.x=it's").unwrap(),
             "ALTER ROLE \"app\" SET \"myapp\".\"x\" TO 'it''s'"
