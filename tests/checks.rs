@@ -164,6 +164,10 @@ fn verify_sees_a_swap_between_columns_a_moved_null_and_large_objects() {
         .batch_execute(
             "CREATE TABLE public.p (a int, b int, c text);
              INSERT INTO public.p VALUES (1, 2, NULL), (3, 4, 'x');
+             CREATE TABLE public.pt (id int) PARTITION BY RANGE (id);
+             CREATE TABLE public.pt1 PARTITION OF public.pt FOR VALUES FROM (0) TO (10);
+             CREATE TABLE public.pt2 PARTITION OF public.pt FOR VALUES FROM (10) TO (20);
+             INSERT INTO public.pt SELECT generate_series(0, 19);
              SELECT lo_from_bytea(0, 'first object'), lo_from_bytea(0, 'second object');",
         )
         .expect("source");
@@ -180,6 +184,21 @@ fn verify_sees_a_swap_between_columns_a_moved_null_and_large_objects() {
     };
     assert_eq!(check(&mut c, "p"), "✓");
     assert_eq!(check(&mut c, "pg_largeobject"), "✓");
+    // A partitioned table reads as the sum of its partitions.
+    let pt: (Option<i64>, String) = {
+        let r = c
+            .query_one(
+                "SELECT target_rows, match FROM pgclone.verify($1) WHERE table_name = 'pt'",
+                &[&conninfo],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(pt, (Some(20), "✓".to_string()));
+    c.batch_execute("ALTER TABLE public.pt DETACH PARTITION public.pt2; DROP TABLE public.pt2")
+        .expect("drop a partition");
+    assert_eq!(check(&mut c, "pt"), "✗");
+    assert_eq!(check(&mut c, "pt2"), "✗ (missing)");
     c.batch_execute("UPDATE public.p SET a = b, b = a WHERE a = 1")
         .expect("swap");
     assert_eq!(check(&mut c, "p"), "✗ (content)");

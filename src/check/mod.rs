@@ -254,6 +254,9 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
             }
         }
     }
+    // A partitioned table's row: its partitions' rows added, on each side.
+    v::roll_up(&rels, &mut source_seen);
+    v::roll_up(&rels, &mut local_seen);
     let mut out = Vec::with_capacity(rels.len() + src_seqs.len() + 1);
     for (i, r) in rels.iter().enumerate() {
         let s = source_seen.remove(&i).unwrap_or_default();

@@ -24,6 +24,10 @@ pub struct Rel {
     pub populated: bool,
     pub pages: i64,
     pub cols: Vec<HashCol>,
+    /// A partitioned table's partitions (schema, name): its row is the sum
+    /// of theirs, read once.
+    #[serde(default)]
+    pub parts: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -58,7 +62,7 @@ pub fn rels_sql() -> &'static str {
     "WITH rels AS ( \
        SELECT r.oid, n.nspname, r.relname, r.relkind, r.relispopulated, r.relpages \
        FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
-       WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm') \
+       WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm', 'p') \
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
              WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = r.oid AND d.deptype = 'e')), \
      fn AS ( \
@@ -104,9 +108,14 @@ pub fn rels_sql() -> &'static str {
      SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object( \
          'schema', r.nspname, 'name', r.relname, 'kind', r.relkind, \
          'populated', r.relispopulated, 'pages', r.relpages::int8, \
-         'cols', coalesce(agg.cols, '[]')) \
+         'cols', coalesce(agg.cols, '[]'), 'parts', coalesce(parts.parts, '[]')) \
          ORDER BY r.nspname, r.relname), '[]')::text \
-     FROM rels r LEFT JOIN agg ON agg.attrelid = r.oid"
+     FROM rels r LEFT JOIN agg ON agg.attrelid = r.oid \
+     LEFT JOIN (SELECT i.inhparent, pg_catalog.json_agg(pg_catalog.json_build_array(cn.nspname, c.relname)) AS parts \
+                FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+                JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+                WHERE i.inhparent IN (SELECT oid FROM rels WHERE relkind = 'p') GROUP BY i.inhparent) parts \
+       ON parts.inhparent = r.oid"
 }
 
 /// The column names of the given relations here, to tell a table whose
@@ -181,6 +190,11 @@ pub const PER_STATEMENT: usize = 100;
 /// largest first (so both sides start on them at once), then the rest in
 /// groups.
 pub fn batches(rels: &[(usize, &Rel)]) -> Vec<Vec<usize>> {
+    let rels: Vec<(usize, &Rel)> = rels
+        .iter()
+        .copied()
+        .filter(|(_, r)| r.kind != "p")
+        .collect();
     let mut large: Vec<&(usize, &Rel)> = rels
         .iter()
         .filter(|(_, r)| r.pages >= ALONE_PAGES)
@@ -265,6 +279,58 @@ pub const DIFFERENT: &str = "✗";
 pub const MISSING: &str = "✗ (missing)";
 pub const CONTENT: &str = "✗ (content)";
 
+/// What one side saw of each partitioned table: the sums of what it saw of
+/// its partitions (themselves partitioned, perhaps), counts and checksums
+/// added. A partition this side lacks leaves the parent's sums short.
+pub fn roll_up(rels: &[Rel], seen: &mut std::collections::HashMap<usize, Seen>) {
+    let index: std::collections::HashMap<(&str, &str), usize> = rels
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.schema.as_str(), r.name.as_str()), i))
+        .collect();
+    fn total(
+        i: usize,
+        rels: &[Rel],
+        index: &std::collections::HashMap<(&str, &str), usize>,
+        seen: &mut std::collections::HashMap<usize, Seen>,
+        depth: usize,
+    ) -> Option<(i64, Option<i128>)> {
+        if rels[i].kind != "p" {
+            let s = seen.get(&i)?;
+            return Some((s.rows?, s.sum.as_deref().and_then(|t| t.parse().ok())));
+        }
+        if let Some(s) = seen.get(&i) {
+            return Some((s.rows?, s.sum.as_deref().and_then(|t| t.parse().ok())));
+        }
+        if depth > 64 {
+            return None;
+        }
+        let (mut rows, mut sum) = (0i64, Some(0i128));
+        for (schema, name) in &rels[i].parts {
+            let Some(&c) = index.get(&(schema.as_str(), name.as_str())) else {
+                continue;
+            };
+            if let Some((r, s)) = total(c, rels, index, seen, depth + 1) {
+                rows += r;
+                sum = sum.zip(s).map(|(a, b)| a.wrapping_add(b));
+            }
+        }
+        let out = Seen {
+            rows: Some(rows),
+            sum: sum.map(|s| s.to_string()),
+            populated: true,
+            cols_differ: false,
+        };
+        seen.insert(i, out);
+        Some((rows, sum))
+    }
+    for i in 0..rels.len() {
+        if rels[i].kind == "p" {
+            total(i, rels, &index, seen, 0);
+        }
+    }
+}
+
 /// The verdict on a relation from what each side saw (None: no such
 /// relation on the target).
 pub fn judge(src: &Seen, tgt: Option<&Seen>) -> &'static str {
@@ -319,6 +385,7 @@ mod unit {
             populated: true,
             pages,
             cols: vec![col("id", Some("pg_catalog.hashint4extended"), false)],
+            parts: Vec::new(),
         }
     }
 
@@ -386,6 +453,34 @@ mod unit {
         assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 250);
         let sql = batch_sql(&b[4], &rels, &|_| true);
         assert_eq!(sql.matches(" UNION ALL ").count(), b[4].len() - 1);
+    }
+
+    #[test]
+    fn a_partitioned_table_is_the_sum_of_its_partitions() {
+        let mut parent = rel("p", 0);
+        parent.kind = "p".into();
+        parent.parts = vec![("s".into(), "p1".into()), ("s".into(), "p2".into())];
+        let mut mid = rel("p2", 0);
+        mid.kind = "p".into();
+        mid.parts = vec![("s".into(), "p2a".into())];
+        let rels = vec![parent, rel("p1", 1), mid, rel("p2a", 1)];
+        let leaf = |rows: i64, sum: &str| Seen {
+            rows: Some(rows),
+            sum: Some(sum.into()),
+            populated: true,
+            cols_differ: false,
+        };
+        let mut seen: std::collections::HashMap<usize, Seen> =
+            [(1, leaf(2, "9223372036854775807")), (3, leaf(3, "5"))].into();
+        roll_up(&rels, &mut seen);
+        assert_eq!(seen[&2].rows, Some(3));
+        assert_eq!(seen[&0].rows, Some(5));
+        assert_eq!(seen[&0].sum.as_deref(), Some("9223372036854775812"));
+        let batched: Vec<(usize, &Rel)> = rels.iter().enumerate().collect();
+        assert!(batches(&batched)
+            .iter()
+            .flatten()
+            .all(|i| rels[*i].kind != "p"));
     }
 
     #[test]
