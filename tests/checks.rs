@@ -147,7 +147,7 @@ fn verify_counts_exactly_and_names_each_difference() {
     assert_eq!(row(&rows, "d").3, "✗ (content)");
     assert_eq!(
         row(&rows, "stale"),
-        &("stale".into(), Some(1500), None, "✗ (missing)".into())
+        &("stale".into(), Some(1500), Some(0), "✗ (missing)".into())
     );
     assert_eq!(
         row(&rows, "counter"),
