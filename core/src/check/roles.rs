@@ -78,10 +78,9 @@ pub fn reserved(name: &str) -> bool {
     PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// Role names from clone_roles' `role_names` argument: comma- or
-/// space-separated, as pgclone 4.x reads them; double quotes keep a name
-/// with either in it whole.
-pub fn split_names(text: &str) -> Vec<String> {
+/// Words of a list split at `sep`, double quotes keeping a word whole
+/// (`""` inside them is a quote); blanks outside quotes are dropped.
+fn split_quoted(text: &str, sep: &dyn Fn(char) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -93,17 +92,21 @@ pub fn split_names(text: &str) -> Vec<String> {
                 cur.push('"');
             }
             '"' => quoted = !quoted,
-            ',' | ' ' | '\t' | '\n' if !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
+            c if !quoted && sep(c) => out.push(std::mem::take(&mut cur)),
+            c if !quoted && c.is_whitespace() => {}
             _ => cur.push(c),
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
+    out.push(cur);
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+/// Role names from clone_roles' `role_names` argument: comma- or
+/// space-separated, as pgclone 4.x reads them; double quotes keep a name
+/// with either in it whole.
+pub fn split_names(text: &str) -> Vec<String> {
+    let mut out = split_quoted(text, &|c| c == ',' || c.is_whitespace());
     out.dedup();
     out
 }
@@ -209,25 +212,7 @@ const LIST_SETTINGS: [&str; 6] = [
 
 /// The elements of a list setting as stored (`"$user", public`).
 fn list_elements(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                cur.push('"');
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
-            c if c.is_whitespace() && !quoted => {}
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur.trim().to_string());
-    out.retain(|e| !e.is_empty());
-    out
+    split_quoted(value, &|c| c == ',')
 }
 
 /// Settings that load code from this server's disk at login: a source's
