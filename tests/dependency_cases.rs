@@ -6,6 +6,10 @@ mod common;
 use common::*;
 
 fn case(name: &str, sql: &str) {
+    case_with(name, sql, "{}");
+}
+
+fn case_with(name: &str, sql: &str, options: &str) {
     let env = env();
     let src = format!("dep_{name}");
     let tgt = format!("dep_{name}_t");
@@ -15,7 +19,10 @@ fn case(name: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     empty_target(&env, &tgt);
     env.client(env.tgt_port, &tgt)
-        .query_one("SELECT pgclone.database($1)", &[&env.src_conninfo(&src)])
+        .query_one(
+            "SELECT pgclone.database($1, true, $2)",
+            &[&env.src_conninfo(&src), &options],
+        )
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     env.assert_same_database(&src, &tgt, &[]);
 }
@@ -140,4 +147,23 @@ fn readers_of_an_excluded_table_are_left_out() {
     assert_eq!(made, ["b", "on_b"]);
     let y: i32 = c.query_one("SELECT y FROM app.on_b", &[]).unwrap().get(0);
     assert_eq!(y, 2);
+}
+
+/// A view that groups by a table's primary key alone, selecting other
+/// columns through it, and a function whose SQL body does the same: both
+/// need the key. A large table's key is built after its rows, in a unit of
+/// its own, so a parallel clone created them too early.
+#[test]
+fn view_and_function_that_rely_on_a_primary_key_of_a_large_table() {
+    case_with(
+        "view_pk",
+        "CREATE TABLE o (id int PRIMARY KEY, user_id int, amount int);
+         INSERT INTO o SELECT g, g % 100, g FROM generate_series(1, 700000) g;
+         ANALYZE o;
+         CREATE VIEW per_order AS SELECT o.id, o.user_id, sum(o.amount) AS total FROM o GROUP BY o.id;
+         CREATE VIEW on_top AS SELECT * FROM per_order;
+         CREATE FUNCTION by_key() RETURNS TABLE (id int, user_id int) LANGUAGE sql STABLE
+           BEGIN ATOMIC SELECT o.id, o.user_id FROM o GROUP BY o.id; END;",
+        r#"{"parallel": 2}"#,
+    );
 }

@@ -352,6 +352,11 @@ pub fn inventory(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    inv.key_edges = src
+        .query(&q::key_edges_sql(), &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     for r in src.query(&q::extension_members_sql(), &[])? {
         inv.aliases.insert(r.get(0), r.get(1));
     }

@@ -558,6 +558,8 @@ pub struct Inventory {
     pub large_objects: Vec<objects::LargeObj>,
     /// (from, to) node keys.
     pub edges: Vec<(String, String)>,
+    /// (node, table): the node needs the table's keys built first.
+    pub key_edges: Vec<(String, String)>,
     /// A member of an extension stands for its extension; a table's own
     /// sequence for its table.
     pub aliases: std::collections::HashMap<String, String>,

@@ -567,6 +567,26 @@ pub fn edges_sql() -> String {
     )
 }
 
+/// Objects that rely on a table's primary key, unique or exclusion
+/// constraint, as rows (node key, table key): a view that groups by the
+/// key alone and selects other columns through it, or a routine with a
+/// SQL-standard body. They are created once that table's keys are built,
+/// which for a large table is well after the table itself.
+pub fn key_edges_sql() -> String {
+    format!(
+        "WITH {nodes} \
+         SELECT s.f, s.t FROM ( \
+           SELECT DISTINCT {from} AS f, 'rel:' || co.conrelid AS t FROM pg_depend d \
+           JOIN pg_constraint co ON d.refclassid = 'pg_constraint'::regclass AND co.oid = d.refobjid \
+           LEFT JOIN nodes nf ON nf.cls = d.classid AND nf.oid = d.objid \
+           WHERE d.deptype = 'n' AND co.contype IN ('p', 'u', 'x') AND co.conrelid <> 0 \
+             AND d.objid >= 16384 AND d.classid IN ('pg_rewrite'::regclass, 'pg_proc'::regclass) \
+         ) s WHERE s.f IS NOT NULL AND s.f <> s.t",
+        nodes = nodes_cte(),
+        from = node_key("d.classid", "d.objid", "nf"),
+    )
+}
+
 /// Objects that belong to extensions, as rows (node key, extension key), so
 /// that a dependency on one becomes a dependency on its extension.
 pub fn extension_members_sql() -> String {

@@ -296,9 +296,17 @@ pub fn assemble(mut inv: Inventory, facts: &Facts, ask: &Ask) -> Result<Assemble
 
     out.made.extend(made_before);
     out.counts = counts(inv, &table_counts);
+    let mut after_keys: HashMap<String, Vec<String>> = HashMap::new();
+    for (f, t) in &inv.key_edges {
+        let (f, t) = (resolve(inv, f), resolve(inv, t));
+        if f != t && tables.contains_key(&t) {
+            after_keys.entry(f).or_default().push(t);
+        }
+    }
     out.input = PlanInput {
         order: ordered,
         deps,
+        after_keys,
         objects: nodes.objects,
         tables,
         refreshes,

@@ -321,6 +321,8 @@ pub struct PlanInput {
     pub order: Vec<String>,
     /// Node → the nodes it needs.
     pub deps: HashMap<String, Vec<String>>,
+    /// Node → the tables whose keys it needs built first.
+    pub after_keys: HashMap<String, Vec<String>>,
     pub objects: HashMap<String, ObjectNode>,
     pub tables: HashMap<String, TableNode>,
     /// Populated materialized views, in dependency order.
@@ -483,7 +485,18 @@ impl Builder<'_> {
     }
 
     fn object(&mut self, mut n: ObjectNode) {
-        let deps = self.dep_units(&n.key);
+        let mut deps = self.dep_units(&n.key);
+        // The unit that completes each table whose keys it relies on.
+        deps.extend(
+            self.input
+                .after_keys
+                .get(&n.key)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| self.done_in.get(t).copied()),
+        );
+        deps.sort_unstable();
+        deps.dedup();
         let room = self
             .open_ddl
             .is_some_and(|i| self.units[i].size() < self.settings.batch_statements);
@@ -1111,6 +1124,40 @@ mod unit {
             Step::Copy(c) => assert!(!c.freeze && !c.truncate),
             s => panic!("{s:?}"),
         }
+    }
+
+    #[test]
+    fn a_view_that_relies_on_a_key_waits_for_the_keys_of_a_large_table() {
+        let mut big = table("rel:big", 1 << 30);
+        big.key_builds = Some(KeyBuilds {
+            builds: vec![vec!["PK INDEX".into()]],
+            after: vec!["ADD PRIMARY KEY USING INDEX".into()],
+        });
+        let mut inp = input(
+            vec![object("rel:v", false), object("rel:w", false)],
+            vec![big],
+            &["rel:big", "rel:v", "rel:w"],
+        );
+        inp.deps.insert("rel:v".into(), vec!["rel:big".into()]);
+        inp.deps.insert("rel:w".into(), vec!["rel:big".into()]);
+        let plain = build(inp.clone(), &Settings::default());
+        let unit_of = |p: &Plan, sql: &str| {
+            p.units
+                .iter()
+                .find(|u| sqls(u).iter().any(|s| s == sql))
+                .map(|u| (u.id, u.deps.clone()))
+                .unwrap()
+        };
+        // Without the key edge a view needs only the table to exist.
+        let keys = unit_of(&plain, "ADD PRIMARY KEY USING INDEX").0;
+        assert!(!unit_of(&plain, "CREATE rel:v").1.contains(&keys));
+        inp.after_keys
+            .insert("rel:v".into(), vec!["rel:big".into()]);
+        let p = build(inp, &Settings::default());
+        well_formed(&p);
+        let keys = unit_of(&p, "ADD PRIMARY KEY USING INDEX").0;
+        let (v, deps) = unit_of(&p, "CREATE rel:v");
+        assert!(deps.contains(&keys) && v > keys, "{deps:?}");
     }
 
     #[test]
