@@ -539,6 +539,32 @@ pub fn installed_extensions() -> HashSet<String> {
     .unwrap_or_default()
 }
 
+/// The versions this server's packages offer for each extension named:
+/// (default version, every version). Absent: no package here.
+pub fn available_extensions(
+    names: &[String],
+) -> std::collections::HashMap<String, (String, Vec<String>)> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT a.name::text, a.default_version::text, \
+                    pg_catalog.array_agg(v.version::text ORDER BY v.version) \
+             FROM pg_catalog.pg_available_extensions a \
+             JOIN pg_catalog.pg_available_extension_versions v ON v.name = a.name \
+             WHERE a.name = ANY($1) GROUP BY 1, 2",
+            None,
+            &[names.to_vec().into()],
+        )?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            if let (Some(n), Some(d)) = (row.get::<String>(1)?, row.get::<String>(2)?) {
+                out.insert(n, (d, row.get::<Vec<String>>(3)?.unwrap_or_default()));
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
+}
+
 thread_local! {
     /// The caller's statement text with the password hidden, kept alive for
     /// as long as the server may print it.

@@ -465,3 +465,94 @@ fn database_create_keeps_the_password_out_of_the_log() {
         log_path.display()
     );
 }
+
+/// An extension of the source at a version this server does not offer is
+/// created at this server's default (as pg_dump does, with a NOTICE); one
+/// this server has no package for is refused before anything is made.
+/// The packages are simulated by control and script files of a test
+/// extension in this installation's extension directory.
+#[test]
+fn extensions_follow_what_this_server_offers() {
+    let env = env();
+    let out = std::process::Command::new(format!("{}/pg_config", env.pgbin))
+        .arg("--sharedir")
+        .output()
+        .expect("pg_config");
+    let dir =
+        std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("extension");
+    let file = |name: &str| dir.join(name);
+    let write = |name: &str, text: &str| {
+        std::fs::write(file(name), text)
+            .unwrap_or_else(|e| panic!("{name}: {e} (the tests need write access to {dir:?})"))
+    };
+    write(
+        "pgclone_it_ext.control",
+        "default_version = '1.1'\nrelocatable = true\ncomment = 'pgclone test extension'\n",
+    );
+    write(
+        "pgclone_it_ext--1.0.sql",
+        "CREATE FUNCTION it_ext_version() RETURNS text LANGUAGE sql AS $$SELECT '1.0'$$;\n",
+    );
+    write(
+        "pgclone_it_ext--1.1.sql",
+        "CREATE FUNCTION it_ext_version() RETURNS text LANGUAGE sql AS $$SELECT '1.1'$$;\n",
+    );
+    let result = std::panic::catch_unwind(|| {
+        database_from(&env, env.src_port, "sc_ext", &[]);
+        env.client(env.src_port, "sc_ext")
+            .batch_execute(
+                "CREATE EXTENSION pgclone_it_ext VERSION '1.0';
+                 CREATE TABLE public.t (id int); INSERT INTO public.t VALUES (1);",
+            )
+            .expect("source");
+        // This server now offers 1.1 only.
+        std::fs::remove_file(file("pgclone_it_ext--1.0.sql")).expect("rm");
+        empty_target(&env, "sc_ext_newer");
+        let (mut c, heard) = client_hearing(&env, env.tgt_port, "postgres", "sc_ext_newer");
+        c.query_one(
+            "SELECT pgclone.database($1)",
+            &[&env.src_conninfo("sc_ext")],
+        )
+        .expect("clone");
+        let version: String = one(
+            &mut c,
+            "SELECT extversion FROM pg_extension WHERE extname = 'pgclone_it_ext'",
+            &[],
+        );
+        assert_eq!(version, "1.1");
+        let notices = heard.lock().unwrap().join("\n");
+        assert!(
+            notices.contains("the source has version 1.0")
+                && notices.contains("default version 1.1"),
+            "{notices}"
+        );
+        // And now no package at all: refused, nothing made.
+        std::fs::remove_file(file("pgclone_it_ext--1.1.sql")).expect("rm");
+        std::fs::remove_file(file("pgclone_it_ext.control")).expect("rm");
+        empty_target(&env, "sc_ext_none");
+        let before = env.relations(env.tgt_port, "sc_ext_none");
+        let (state, msg) = expect_error(
+            &mut env.client(env.tgt_port, "sc_ext_none"),
+            &format!(
+                "SELECT pgclone.database({})",
+                lit(&env.src_conninfo("sc_ext"))
+            ),
+        );
+        assert_eq!(state, "0A000", "{msg}");
+        assert!(
+            msg.contains("pgclone_it_ext (version 1.0 on the source)"),
+            "{msg}"
+        );
+        assert_eq!(env.relations(env.tgt_port, "sc_ext_none"), before);
+    });
+    for f in [
+        "pgclone_it_ext.control",
+        "pgclone_it_ext--1.0.sql",
+        "pgclone_it_ext--1.1.sql",
+    ] {
+        let _ = std::fs::remove_file(file(f));
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -506,16 +506,33 @@ pub fn collation(c: &CollObj, roles: &Roles) -> ObjScript {
 
 /// An extension: created when the target lacks it (without IF NOT EXISTS:
 /// one installed meanwhile by someone else makes the clone fail rather than
-/// be taken for the clone's own), left alone when it is there.
-pub fn extension(x: &ExtObj, installed: bool) -> ObjScript {
+/// be taken for the clone's own), left alone when it is there. It gets the
+/// source's version when this server offers it; otherwise (another major
+/// version's packages) the default one, as pg_dump does, with a NOTICE.
+/// `available`: this server's (default version, versions); an extension
+/// it has no package for is refused before the plan is made.
+pub fn extension(
+    x: &ExtObj,
+    installed: bool,
+    available: Option<&(String, Vec<String>)>,
+) -> ObjScript {
     let mut out = ObjScript::default();
     if !installed {
-        out.create.push(format!(
-            "CREATE EXTENSION {} WITH SCHEMA {} VERSION {}",
+        let pin = available.is_none_or(|(_, versions)| versions.contains(&x.version));
+        let mut sql = format!(
+            "CREATE EXTENSION {} WITH SCHEMA {}",
             quote_ident(&x.name),
-            quote_ident(&x.schema),
-            quote_literal(&x.version)
-        ));
+            quote_ident(&x.schema)
+        );
+        if pin {
+            sql.push_str(&format!(" VERSION {}", quote_literal(&x.version)));
+        } else if let Some((default, _)) = available {
+            out.notices.push(format!(
+                "extension \"{}\": the source has version {}, which this server does not offer; created at its default version {default}",
+                x.name, x.version
+            ));
+        }
+        out.create.push(sql);
     }
     out.after.extend(comment(
         &format!("EXTENSION {}", quote_ident(&x.name)),
@@ -618,6 +635,32 @@ mod unit {
             subdiff: Some("s.diff".into()),
             multirange: Some("s.tmulti".into()),
         }
+    }
+
+    #[test]
+    fn an_extension_keeps_its_version_when_this_server_offers_it() {
+        let x = crate::catalog::objects::ExtObj {
+            oid: 1,
+            name: "btree_gist".into(),
+            schema: "public".into(),
+            version: "1.8".into(),
+            comment: None,
+            config: Vec::new(),
+        };
+        let offers = |v: &[&str]| ("1.7".to_string(), v.iter().map(|s| s.to_string()).collect());
+        let same = extension(&x, false, Some(&offers(&["1.7", "1.8"])));
+        assert_eq!(
+            same.create,
+            ["CREATE EXTENSION \"btree_gist\" WITH SCHEMA \"public\" VERSION '1.8'"]
+        );
+        assert!(same.notices.is_empty());
+        let older = extension(&x, false, Some(&offers(&["1.6", "1.7"])));
+        assert_eq!(
+            older.create,
+            ["CREATE EXTENSION \"btree_gist\" WITH SCHEMA \"public\""]
+        );
+        assert!(older.notices[0].contains("version 1.8") && older.notices[0].contains("1.7"));
+        assert!(extension(&x, true, None).create.is_empty());
     }
 
     #[test]

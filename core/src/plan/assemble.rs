@@ -54,6 +54,8 @@ pub struct Facts {
     /// Roles the caller may give objects to.
     pub can_own: HashSet<String>,
     pub extensions_there: HashSet<String>,
+    /// Extensions this server's packages offer: (default version, versions).
+    pub extensions_available: HashMap<String, (String, Vec<String>)>,
     /// Relation names in use in the target schema (a renamed table clone
     /// picks fresh index and sequence names).
     pub relations_taken: HashSet<String>,
@@ -350,7 +352,7 @@ fn object_nodes(
         if !installed {
             made.push(Made::Extension(x.name.clone()));
         }
-        let script = render::extension(x, installed);
+        let script = render::extension(x, installed, facts.extensions_available.get(&x.name));
         let (key, about) = (format!("ext:{}", x.oid), format!("extension {}", x.name));
         nodes.add(key, 1, x.name.clone(), about, script, false);
     }
