@@ -453,7 +453,7 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
     } else {
         Ok(schemas_scope(src, spec, in_job, &mut g)?)
     };
-    let (inv, what) = match scoped {
+    let (mut inv, what) = match scoped {
         Ok(s) => s,
         Err((what, skip)) => {
             return Ok(Prepared {
@@ -466,6 +466,7 @@ pub fn prepare(src: &SourceConn, spec: &Spec, in_job: bool) -> Result<Prepared> 
             })
         }
     };
+    inv.drop_privileges(catalog::unknown_privileges(target::server_version_num()));
     if spec.options.roles {
         let notices = crate::check::roles::clone_needed(src, &needed_roles(&inv))?;
         g.notices.extend(notices);

@@ -433,6 +433,35 @@ mod unit {
         .unwrap()
     }
 
+    #[test]
+    fn privileges_a_target_lacks_are_left_out_with_a_notice() {
+        let grant = |p: &str| AclEntry {
+            grantee: Some("app".into()),
+            privilege: p.into(),
+            grantable: false,
+        };
+        let mut t = table("s", "t");
+        t.acl = vec![grant("SELECT"), grant("MAINTAIN")];
+        let mut v = view(20, "v");
+        v.acl = vec![grant("MAINTAIN")];
+        let mut inv = Inventory {
+            tables: vec![t],
+            views: vec![v],
+            ..Inventory::default()
+        };
+        let mut same = inv.clone();
+        same.drop_privileges(unknown_privileges(170000));
+        assert_eq!(same.tables[0].acl.len(), 2);
+        assert!(same.notices.is_empty());
+        inv.drop_privileges(unknown_privileges(150008));
+        assert_eq!(inv.tables[0].acl, vec![grant("SELECT")]);
+        assert!(inv.views[0].acl.is_empty());
+        assert_eq!(
+            inv.notices,
+            ["2 grants of MAINTAIN left out: this server's version does not have that privilege"]
+        );
+    }
+
     /// A view of a table left out goes, and a view of that view, each with
     /// a NOTICE; a view of a kept table stays.
     #[test]
@@ -577,7 +606,49 @@ pub struct Inventory {
     pub notices: Vec<String>,
 }
 
+/// Privileges a server of this version does not know: a newer source's
+/// grants of them cannot be replayed (MAINTAIN came with PostgreSQL 17).
+pub fn unknown_privileges(target_version_num: i32) -> &'static [&'static str] {
+    if target_version_num < 170000 {
+        &["MAINTAIN"]
+    } else {
+        &[]
+    }
+}
+
 impl Inventory {
+    /// Drop every grant of a privilege in `unknown` (the target's version
+    /// lacks it), with one NOTICE saying which and how many.
+    pub fn drop_privileges(&mut self, unknown: &[&str]) {
+        if unknown.is_empty() {
+            return;
+        }
+        let mut dropped = 0usize;
+        let mut keep = |acl: &mut Vec<AclEntry>| {
+            let before = acl.len();
+            acl.retain(|a| !unknown.contains(&a.privilege.as_str()));
+            dropped += before - acl.len();
+        };
+        for t in &mut self.tables {
+            keep(&mut t.acl);
+            t.columns.iter_mut().for_each(|c| keep(&mut c.acl));
+            t.sequences.iter_mut().for_each(|s| keep(&mut s.acl));
+        }
+        self.schemas.iter_mut().for_each(|o| keep(&mut o.acl));
+        self.types.iter_mut().for_each(|o| keep(&mut o.acl));
+        self.procs.iter_mut().for_each(|o| keep(&mut o.acl));
+        self.sequences.iter_mut().for_each(|o| keep(&mut o.acl));
+        self.views.iter_mut().for_each(|o| keep(&mut o.acl));
+        self.large_objects.iter_mut().for_each(|o| keep(&mut o.acl));
+        self.default_acls.iter_mut().for_each(|o| keep(&mut o.acl));
+        if dropped > 0 {
+            self.notices.push(format!(
+                "{dropped} grants of {} left out: this server's version does not have that privilege",
+                unknown.join(", ")
+            ));
+        }
+    }
+
     /// Views, materialized views and routines that read a table the clone
     /// leaves out (or another object left out for it) cannot be made: they
     /// are left out too, each with a NOTICE naming what it reads.
