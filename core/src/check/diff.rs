@@ -71,6 +71,8 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.
 UNION ALL
 SELECT 'constraint', t.relname::text, k.conname::text, pg_catalog.pg_get_constraintdef(k.oid)
 FROM pg_catalog.pg_constraint k JOIN rel t ON t.oid = k.conrelid
+-- NOT NULL is a column's property; PostgreSQL 18 also lists it here.
+WHERE k.contype <> 'n'
 UNION ALL
 SELECT 'trigger', t.relname::text, g.tgname::text,
        pg_catalog.pg_get_triggerdef(g.oid)
@@ -135,7 +137,7 @@ SELECT 'type', NULL, t.typname::text,
              || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
              || coalesce((SELECT ' ' || pg_catalog.string_agg('CONSTRAINT ' || pg_catalog.quote_ident(k.conname) || ' '
                                  || pg_catalog.pg_get_constraintdef(k.oid), ' ' ORDER BY k.conname)
-                          FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid), '')
+                          FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid AND k.contype <> 'n'), '')
          WHEN 'r' THEN 'RANGE (SUBTYPE = ' || (SELECT pg_catalog.format_type(r.rngsubtype, NULL)
                                             FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid) || ')'
          ELSE 'TYPE (' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname) || ' '
