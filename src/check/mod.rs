@@ -69,14 +69,23 @@ pub fn schemas(src: &SourceConn, schema: Option<&str>) -> Result<Vec<String>> {
 /// read, and the locks it took are given back (one transaction reading
 /// 20 000 tables would otherwise hold 20 000 locks).
 pub fn released<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the same calls PL/pgSQL makes around an exception block; an
-    // error inside aborts the whole transaction, subtransaction included.
+    // SAFETY: the same calls PL/pgSQL makes around an exception block: on
+    // an error the subtransaction is rolled back and the caller's memory
+    // context and resource owner restored before the error goes on, so an
+    // EXCEPTION block around the caller rolls back its own subtransaction.
     unsafe {
         let ctx = pg_sys::CurrentMemoryContext;
         let owner = pg_sys::CurrentResourceOwner;
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(ctx);
-        let out = f();
+        let out = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+            .catch_others(|e| {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                pg_sys::MemoryContextSwitchTo(ctx);
+                pg_sys::CurrentResourceOwner = owner;
+                e.rethrow()
+            })
+            .execute();
         pg_sys::RollbackAndReleaseCurrentSubTransaction();
         pg_sys::MemoryContextSwitchTo(ctx);
         pg_sys::CurrentResourceOwner = owner;
@@ -88,8 +97,8 @@ fn spi_err(e: pgrx::spi::SpiError) -> CloneError {
     CloneError::Internal(format!("local catalog: {e}"))
 }
 
-/// What a relation is here: (kind, populated, column names).
-type Local = HashMap<(String, String), (String, bool, Vec<String>)>;
+/// What a relation is here: (kind, populated, columns, partitions).
+type Local = HashMap<(String, String), (String, bool, Vec<String>, Vec<(String, String)>)>;
 
 fn local_relations(names: &[String]) -> Result<Local> {
     Spi::connect(|c| {
@@ -104,11 +113,23 @@ fn local_relations(names: &[String]) -> Result<Local> {
             );
             let kind = r.get::<String>(3).map_err(spi_err)?.unwrap_or_default();
             let populated = r.get::<bool>(4).map_err(spi_err)?.unwrap_or(false);
-            let cols = r
+            let mut cols = r
                 .get::<Vec<String>>(5)
                 .map_err(spi_err)?
                 .unwrap_or_default();
-            out.insert(key, (kind, populated, cols));
+            // Compared with the source's in one byte order, whatever the collation.
+            cols.sort();
+            let parts = r
+                .get::<Vec<String>>(6)
+                .map_err(spi_err)?
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| {
+                    p.split_once('\u{1}')
+                        .map(|(s, n)| (s.to_string(), n.to_string()))
+                })
+                .collect();
+            out.insert(key, (kind, populated, cols, parts));
         }
         Ok(out)
     })
@@ -131,26 +152,71 @@ fn local_batch(sql: &str) -> Result<Vec<(usize, i64, Option<String>)>> {
     })
 }
 
-/// Sequences' last values by (schema, name).
-type Positions = HashMap<(String, String), Option<i64>>;
+/// Sequences' (last_value, is_called) by (schema, name).
+type Positions = HashMap<(String, String), (i64, bool)>;
 
-fn local_sequences(names: &[String]) -> Result<Positions> {
-    Spi::connect(|c| {
-        let mut out = Positions::new();
+/// Positions of the source's sequences, a statement per few hundred, each
+/// under a savepoint rolled back after it (its locks given back).
+fn source_sequences(
+    src: &SourceConn,
+    names: &[String],
+) -> Result<(Vec<(String, String)>, Positions)> {
+    let seqs: Vec<(String, String)> = src
+        .query(v::sequences_sql(), &[&names])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut out = Positions::new();
+    let indexed: Vec<(usize, &(String, String))> = seqs.iter().enumerate().collect();
+    for chunk in indexed.chunks(v::SEQUENCES_PER_STATEMENT) {
+        src.batch("SAVEPOINT pgclone_verify")?;
+        for r in src.query(&v::positions_sql(chunk), &[])? {
+            let i: i64 = r.get(0);
+            out.insert(seqs[i as usize].clone(), (r.get(1), r.get(2)));
+        }
+        src.batch("ROLLBACK TO SAVEPOINT pgclone_verify")?;
+    }
+    Ok((seqs, out))
+}
+
+/// Positions of those of `seqs` that exist here.
+fn local_sequences(names: &[String], seqs: &[(String, String)]) -> Result<Positions> {
+    let here: std::collections::HashSet<(String, String)> = Spi::connect(|c| {
+        let mut out = std::collections::HashSet::new();
         for r in c
             .select(v::sequences_sql(), None, &[names.to_vec().into()])
             .map_err(spi_err)?
         {
-            out.insert(
-                (
-                    r.get::<String>(1).map_err(spi_err)?.unwrap_or_default(),
-                    r.get::<String>(2).map_err(spi_err)?.unwrap_or_default(),
-                ),
-                r.get::<i64>(3).map_err(spi_err)?,
-            );
+            out.insert((
+                r.get::<String>(1).map_err(spi_err)?.unwrap_or_default(),
+                r.get::<String>(2).map_err(spi_err)?.unwrap_or_default(),
+            ));
         }
-        Ok(out)
-    })
+        Ok::<_, CloneError>(out)
+    })?;
+    let present: Vec<(usize, &(String, String))> = seqs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| here.contains(*s))
+        .collect();
+    let mut out = Positions::new();
+    for chunk in present.chunks(v::SEQUENCES_PER_STATEMENT) {
+        let sql = v::positions_sql(chunk);
+        released(|| {
+            Spi::connect(|c| {
+                for r in c.select(&sql, None, &[]).map_err(spi_err)? {
+                    let i = r.get::<i64>(1).map_err(spi_err)?.unwrap_or(-1);
+                    let last = r.get::<i64>(2).map_err(spi_err)?.unwrap_or(0);
+                    let called = r.get::<bool>(3).map_err(spi_err)?.unwrap_or(false);
+                    if let Some(s) = seqs.get(i as usize) {
+                        out.insert(s.clone(), (last, called));
+                    }
+                }
+                Ok::<_, CloneError>(())
+            })
+        })?;
+    }
+    Ok(out)
 }
 
 /// Exact counts and content checksums of every table, partition and
@@ -167,19 +233,16 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
     // has the same columns; otherwise only counted (or not read at all).
     let mut src_cols: Vec<Vec<String>> = rels
         .iter()
-        .map(|r| r.cols.iter().map(|c| c.name.clone()).collect())
+        .map(|r| r.cols.iter().map(v::column_key).collect())
         .collect();
     src_cols.iter_mut().for_each(|c| c.sort());
     let here = |i: usize| local.get(&(rels[i].schema.clone(), rels[i].name.clone()));
-    let readable_here = |i: usize| here(i).is_some_and(|(_, populated, _)| *populated);
-    let same_cols = |i: usize| here(i).is_some_and(|(_, _, cols)| *cols == src_cols[i]);
+    let readable_here = |i: usize| here(i).is_some_and(|(_, populated, _, _)| *populated);
+    let same_cols = |i: usize| here(i).is_some_and(|(_, _, cols, _)| *cols == src_cols[i]);
     let content = VERIFY_CONTENT.get();
     let hashed = |i: usize| content && same_cols(i);
 
-    let mut src_seqs = Positions::new();
-    for r in src.query(v::sequences_sql(), &[&names])? {
-        src_seqs.insert((r.get(0), r.get(1)), r.get(2));
-    }
+    let (seq_names, src_seqs) = source_sequences(&src, &names)?;
     let src_lo: Option<(i64, String)> = match schema {
         None => {
             let r = src.query_one(v::large_objects_sql(), &[])?;
@@ -256,11 +319,29 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
     }
     // A partitioned table's row: its partitions' rows added, on each side.
     v::roll_up(&rels, &mut source_seen);
-    v::roll_up(&rels, &mut local_seen);
+    // Here, partitions are this side's own: one attached only here, or
+    // missing here, changes the parent's sums.
+    let local_rels: Vec<Rel> = rels
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            if let Some((_, _, _, parts)) = here(i) {
+                r.parts = parts.clone();
+            }
+            r
+        })
+        .collect();
+    v::roll_up(&local_rels, &mut local_seen);
+    for (i, r) in rels.iter().enumerate() {
+        if let (true, Some(s)) = (r.kind == "p", local_seen.get_mut(&i)) {
+            s.cols_differ = !same_cols(i);
+        }
+    }
     let mut out = Vec::with_capacity(rels.len() + src_seqs.len() + 1);
     for (i, r) in rels.iter().enumerate() {
         let s = source_seen.remove(&i).unwrap_or_default();
-        let t = here(i).map(|(_, populated, _)| {
+        let t = here(i).map(|(_, populated, _, _)| {
             local_seen.remove(&i).unwrap_or(Seen {
                 populated: *populated,
                 cols_differ: !same_cols(i),
@@ -276,15 +357,18 @@ pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
             result: v::judge(&s, t.as_ref()),
         });
     }
-    let tgt_seqs = local_sequences(&names)?;
-    let mut seqs: Vec<_> = src_seqs.into_iter().collect();
-    seqs.sort();
-    for ((schema, name), last) in seqs {
-        let t = tgt_seqs.get(&(schema.clone(), name.clone())).copied();
+    let tgt_seqs = local_sequences(&names, &seq_names)?;
+    for key in seq_names {
+        let Some(&s) = src_seqs.get(&key) else {
+            continue;
+        };
+        let t = tgt_seqs.get(&key).copied();
+        let (schema, name) = key;
         out.push(Verdict {
-            result: v::judge_sequence(last, t),
-            source_rows: last,
-            target_rows: t.flatten(),
+            result: v::judge_sequence(s, t),
+            source_rows: Some(s.0),
+            // As for tables, a missing one reads 0.
+            target_rows: Some(t.map_or(0, |t| t.0)),
             schema,
             name,
         });

@@ -33,12 +33,12 @@ pub struct Rel {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct HashCol {
     pub name: String,
-    /// The type's extended hash function, qualified; None: hash the text form.
-    pub func: Option<String>,
-    /// What turns the column into the function's argument type
-    /// (` AT TIME ZONE 'UTC'`, `::pg_catalog.int4`).
+    /// The type as declared (`numeric(12,2)`, `app.short_text`).
+    #[serde(rename = "type", default)]
+    pub type_sql: String,
+    /// Its base type's name (a domain's base), which picks the hash.
     #[serde(default)]
-    pub suffix: Option<String>,
+    pub base: String,
     /// NOT NULL: no NULL to stand in for (a NULL here after all makes the
     /// row's hash NULL, which still changes the sum).
     #[serde(default)]
@@ -50,61 +50,32 @@ pub struct HashCol {
 
 /// The relations of the given schemas (a parameter `$1 text[]`) to verify,
 /// one JSON array. Extension members are left out, as a clone leaves them.
-/// Every join is on a key, so the cost grows with the columns read.
+/// Every join is on a key, so the cost grows with the columns read. Each
+/// column comes with its type as declared and its base type's name (under
+/// `search_path = ''`, so only pg_catalog's types print unqualified); which
+/// hash function reads it is decided here ([`hash_of`]), never by the
+/// source, whose word would otherwise become SQL run on this server.
 pub fn rels_sql() -> &'static str {
-    // A column's hash function: its type's default hash opclass's extended
-    // support function (number 2) when SQL can call it on the column, or
-    // for an array whose element type has one. Three types share another
-    // type's function and are converted first (timestamptz at UTC, date as
-    // timestamp, boolean as integer). Enums hash their OIDs, which differ
-    // between databases: they, like every other type, fall back to their
-    // text form.
     "WITH rels AS ( \
        SELECT r.oid, n.nspname, r.relname, r.relkind, r.relispopulated, r.relpages \
        FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
        WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm', 'p') \
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
              WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = r.oid AND d.deptype = 'e')), \
-     fn AS ( \
-       SELECT DISTINCT ON (oc.opcintype) oc.opcintype AS typ, \
-              pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(pp.proname) AS func, \
-              pp.proargtypes[0] = oc.opcintype AS callable \
-       FROM pg_catalog.pg_opclass oc \
-       JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash' \
-       JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amproclefttype = oc.opcintype \
-            AND ap.amprocrighttype = oc.opcintype AND ap.amprocnum = 2 \
-       JOIN pg_catalog.pg_proc pp ON pp.oid = ap.amproc \
-       JOIN pg_catalog.pg_namespace pn ON pn.oid = pp.pronamespace \
-       WHERE oc.opcdefault ORDER BY oc.opcintype, 3 DESC), \
      cols AS ( \
        SELECT a.attrelid, a.attnum, a.attname, a.attnotnull, \
-              CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS typ, \
+              pg_catalog.format_type(a.atttypid, a.atttypmod) AS declared, \
+              pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END, NULL) AS base, \
               coalesce(co.collisdeterministic, true) AS det \
        FROM rels JOIN pg_catalog.pg_attribute a ON a.attrelid = rels.oid \
        JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
        LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
        WHERE a.attnum > 0 AND NOT a.attisdropped), \
-     typed AS ( \
-       SELECT c.attrelid, c.attnum, c.attname, c.attnotnull, c.det, \
-         CASE \
-           WHEN c.typ IN ('pg_catalog.timestamptz'::pg_catalog.regtype, 'pg_catalog.date'::pg_catalog.regtype) \
-             THEN 'pg_catalog.timestamp_hash_extended' \
-           WHEN c.typ = 'pg_catalog.bool'::pg_catalog.regtype THEN 'pg_catalog.hashint4extended' \
-           WHEN t.typtype = 'b' AND t.typcategory = 'A' AND t.typelem <> 0 AND ef.typ IS NOT NULL \
-             THEN 'pg_catalog.hash_array_extended' \
-           WHEN t.typtype = 'b' AND f.callable THEN f.func \
-         END AS func, \
-         CASE c.typ WHEN 'pg_catalog.timestamptz'::pg_catalog.regtype THEN ' AT TIME ZONE ''UTC''' \
-                    WHEN 'pg_catalog.date'::pg_catalog.regtype THEN '::pg_catalog.timestamp' \
-                    WHEN 'pg_catalog.bool'::pg_catalog.regtype THEN '::pg_catalog.int4' END AS suffix \
-       FROM cols c JOIN pg_catalog.pg_type t ON t.oid = c.typ \
-       LEFT JOIN fn f ON f.typ = c.typ \
-       LEFT JOIN fn ef ON ef.typ = t.typelem), \
      agg AS ( \
        SELECT x.attrelid, pg_catalog.json_agg(pg_catalog.json_build_object( \
-                'name', x.attname, 'func', x.func, 'suffix', x.suffix, 'not_null', x.attnotnull, \
+                'name', x.attname, 'type', x.declared, 'base', x.base, 'not_null', x.attnotnull, \
                 'fold', NOT x.det) ORDER BY x.attnum) AS cols \
-       FROM typed x GROUP BY x.attrelid) \
+       FROM cols x GROUP BY x.attrelid) \
      SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object( \
          'schema', r.nspname, 'name', r.relname, 'kind', r.relkind, \
          'populated', r.relispopulated, 'pages', r.relpages::int8, \
@@ -118,16 +89,66 @@ pub fn rels_sql() -> &'static str {
        ON parts.inhparent = r.oid"
 }
 
-/// The column names of the given relations here, to tell a table whose
-/// columns differ (counted, not hashed: its checksum statement would fail).
+/// The hash function (and what converts the column to its argument type)
+/// for a base type of pg_catalog: the type's own extended hash, the one
+/// hash partitioning uses and keeps stable across major versions. Three
+/// types borrow another type's function. Anything else, enums included
+/// (they hash their OIDs, which differ between databases), is hashed
+/// through its text form.
+pub fn hash_of(base: &str) -> Option<(&'static str, &'static str)> {
+    let scalar = |t: &str| -> Option<(&'static str, &'static str)> {
+        Some(match t {
+            "smallint" => ("pg_catalog.hashint2extended", ""),
+            "integer" => ("pg_catalog.hashint4extended", ""),
+            "bigint" => ("pg_catalog.hashint8extended", ""),
+            "oid" => ("pg_catalog.hashoidextended", ""),
+            "text" | "character varying" => ("pg_catalog.hashtextextended", ""),
+            "character" => ("pg_catalog.hashbpcharextended", ""),
+            "numeric" => ("pg_catalog.hash_numeric_extended", ""),
+            "uuid" => ("pg_catalog.uuid_hash_extended", ""),
+            "jsonb" => ("pg_catalog.jsonb_hash_extended", ""),
+            "real" => ("pg_catalog.hashfloat4extended", ""),
+            "double precision" => ("pg_catalog.hashfloat8extended", ""),
+            "timestamp without time zone" => ("pg_catalog.timestamp_hash_extended", ""),
+            "timestamp with time zone" => {
+                ("pg_catalog.timestamp_hash_extended", " AT TIME ZONE 'UTC'")
+            }
+            "date" => (
+                "pg_catalog.timestamp_hash_extended",
+                "::pg_catalog.timestamp",
+            ),
+            "boolean" => ("pg_catalog.hashint4extended", "::pg_catalog.int4"),
+            _ => return None,
+        })
+    };
+    match base.strip_suffix("[]") {
+        // Arrays hash each element by its type's own function, inside.
+        Some(elem) => scalar(elem).map(|_| ("pg_catalog.hash_array_extended", "")),
+        None => scalar(base),
+    }
+}
+
+/// The columns (name and declared type, see [`column_key`]) of the given
+/// relations here, to tell a table whose columns differ: it is counted,
+/// not hashed (its checksum statement could not run, or would hash the
+/// same value differently).
 pub fn local_columns_sql() -> &'static str {
     "SELECT n.nspname::text, r.relname::text, r.relkind::text, r.relispopulated, \
-            coalesce(pg_catalog.array_agg(a.attname::text ORDER BY a.attname) \
-                     FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}') \
+            coalesce(pg_catalog.array_agg(a.attname::text || pg_catalog.chr(1) \
+                     || pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attname) \
+                     FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}'), \
+            CASE WHEN r.relkind = 'p' THEN ARRAY(SELECT cn.nspname::text || pg_catalog.chr(1) || c.relname::text \
+                 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace WHERE i.inhparent = r.oid) END \
      FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
      LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid \
      WHERE n.nspname = ANY($1) AND r.relkind IN ('r', 'm', 'p') \
-     GROUP BY 1, 2, 3, 4"
+     GROUP BY r.oid, 1, 2, 3, 4"
+}
+
+/// A column as [`local_columns_sql`] lists it.
+pub fn column_key(c: &HashCol) -> String {
+    format!("{}\u{1}{}", c.name, c.type_sql)
 }
 
 /// The hash of one row: the XOR of its columns' hashes.
@@ -146,8 +167,8 @@ pub fn row_hash(cols: &[HashCol]) -> String {
             } else {
                 col
             };
-            let hashed = match &c.func {
-                Some(f) => format!("{f}({col}{}, {seed})", c.suffix.as_deref().unwrap_or("")),
+            let hashed = match hash_of(&c.base) {
+                Some((f, suffix)) => format!("{f}({col}{suffix}, {seed})"),
                 None => format!(
                     "pg_catalog.hashtextextended({}::text COLLATE pg_catalog.\"C\", {seed})",
                     quote_ident(&c.name)
@@ -219,10 +240,25 @@ pub fn batch_sql(batch: &[usize], rels: &[Rel], hashed: &dyn Fn(usize) -> bool) 
         .join(" UNION ALL ")
 }
 
-/// Sequences' positions: last_value, or NULL when it was never called.
+/// The sequences of the given schemas (`$1`): (schema, name).
 pub fn sequences_sql() -> &'static str {
-    "SELECT schemaname::text, sequencename::text, last_value \
-     FROM pg_catalog.pg_sequences WHERE schemaname = ANY($1)"
+    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = ANY($1) AND c.relkind = 'S' ORDER BY 1, 2"
+}
+
+/// Sequences per statement reading their positions.
+pub const SEQUENCES_PER_STATEMENT: usize = 500;
+
+/// One statement reading (index, last_value, is_called) of each sequence,
+/// from the sequence itself (`pg_sequences` hides both behind NULL when it
+/// was never called, and when the role may not read it).
+pub fn positions_sql(seqs: &[(usize, &(String, String))]) -> String {
+    let list: Vec<(i64, String)> = seqs
+        .iter()
+        .map(|(i, (schema, name))| (*i as i64, qualified(schema, name)))
+        .collect();
+    crate::catalog::table::sequence_positions_sql(&list)
 }
 
 /// Large objects: their number and a checksum of every object's oid and
@@ -305,24 +341,29 @@ pub fn roll_up(rels: &[Rel], seen: &mut std::collections::HashMap<usize, Seen>) 
         if depth > 64 {
             return None;
         }
-        let (mut rows, mut sum) = (0i64, Some(0i128));
+        let (mut rows, mut sum) = (Some(0i64), Some(0i128));
         for (schema, name) in &rels[i].parts {
-            let Some(&c) = index.get(&(schema.as_str(), name.as_str())) else {
-                continue;
-            };
-            if let Some((r, s)) = total(c, rels, index, seen, depth + 1) {
-                rows += r;
-                sum = sum.zip(s).map(|(a, b)| a.wrapping_add(b));
+            // A partition outside what is verified (another schema, or one
+            // only this side has): the parent's sums are unknown here.
+            let part = index
+                .get(&(schema.as_str(), name.as_str()))
+                .and_then(|&c| total(c, rels, index, seen, depth + 1));
+            match part {
+                Some((r, s)) => {
+                    rows = rows.map(|n| n + r);
+                    sum = sum.zip(s).map(|(a, b)| a.wrapping_add(b));
+                }
+                None => (rows, sum) = (None, None),
             }
         }
         let out = Seen {
-            rows: Some(rows),
+            rows,
             sum: sum.map(|s| s.to_string()),
             populated: true,
             cols_differ: false,
         };
         seen.insert(i, out);
-        Some((rows, sum))
+        Some((rows?, sum))
     }
     for i in 0..rels.len() {
         if rels[i].kind == "p" {
@@ -349,8 +390,9 @@ pub fn judge(src: &Seen, tgt: Option<&Seen>) -> &'static str {
     }
 }
 
-/// The verdict on a sequence (its last_value, None when never called).
-pub fn judge_sequence(src: Option<i64>, tgt: Option<Option<i64>>) -> &'static str {
+/// The verdict on a sequence from its (last_value, is_called) on each
+/// side (None: not here).
+pub fn judge_sequence(src: (i64, bool), tgt: Option<(i64, bool)>) -> &'static str {
     match tgt {
         None => MISSING,
         Some(t) if t == src => SAME,
@@ -368,10 +410,11 @@ pub fn parse_rows(text: Option<&str>) -> Option<i64> {
 mod unit {
     use super::*;
 
-    fn col(name: &str, func: Option<&str>, fold: bool) -> HashCol {
+    fn col(name: &str, base: &str, fold: bool) -> HashCol {
         HashCol {
             name: name.into(),
-            func: func.map(str::to_string),
+            type_sql: base.into(),
+            base: base.into(),
             fold,
             ..HashCol::default()
         }
@@ -384,7 +427,7 @@ mod unit {
             kind: "r".into(),
             populated: true,
             pages,
-            cols: vec![col("id", Some("pg_catalog.hashint4extended"), false)],
+            cols: vec![col("id", "integer", false)],
             parts: Vec::new(),
         }
     }
@@ -392,9 +435,9 @@ mod unit {
     #[test]
     fn each_column_hashes_with_its_own_seed_and_nulls_count() {
         let h = row_hash(&[
-            col("id", Some("pg_catalog.hashint4extended"), false),
-            col("Name", Some("pg_catalog.hashtextextended"), true),
-            col("doc", None, false),
+            col("id", "integer", false),
+            col("Name", "text", true),
+            col("doc", "json", false),
         ]);
         assert_eq!(
             h,
@@ -403,16 +446,30 @@ mod unit {
              coalesce(pg_catalog.hashtextextended(\"doc\"::text COLLATE pg_catalog.\"C\", 3), 3)"
         );
         assert_eq!(row_hash(&[]), "0::int8");
-        let at = HashCol {
-            name: "at".into(),
-            func: Some("pg_catalog.timestamp_hash_extended".into()),
-            suffix: Some(" AT TIME ZONE 'UTC'".into()),
-            not_null: true,
-            fold: false,
-        };
+        let mut at = col("at", "timestamp with time zone", false);
+        at.not_null = true;
         assert_eq!(
             row_hash(&[at]),
             "pg_catalog.timestamp_hash_extended(\"at\" AT TIME ZONE 'UTC', 1)"
+        );
+    }
+
+    /// What the source says of a column's type only picks among fixed,
+    /// qualified functions: a hostile type name is hashed as text.
+    #[test]
+    fn hash_functions_come_from_a_fixed_list() {
+        assert_eq!(
+            hash_of("integer[]"),
+            Some(("pg_catalog.hash_array_extended", ""))
+        );
+        assert_eq!(hash_of("app.mood"), None);
+        assert_eq!(hash_of("app.mood[]"), None);
+        assert_eq!(hash_of("json"), None);
+        let evil = col("x", "integer, 1) # pg_catalog.pg_sleep(10", false);
+        let h = row_hash(&[evil]);
+        assert_eq!(
+            h,
+            "coalesce(pg_catalog.hashtextextended(\"x\"::text COLLATE pg_catalog.\"C\", 1), 1)"
         );
     }
 
@@ -472,6 +529,11 @@ mod unit {
         };
         let mut seen: std::collections::HashMap<usize, Seen> =
             [(1, leaf(2, "9223372036854775807")), (3, leaf(3, "5"))].into();
+        let mut unknown = rels.clone();
+        unknown[0].parts.push(("s".into(), "elsewhere".into()));
+        let mut partial = seen.clone();
+        roll_up(&unknown, &mut partial);
+        assert_eq!(partial[&0].rows, None, "a partition it cannot see");
         roll_up(&rels, &mut seen);
         assert_eq!(seen[&2].rows, Some(3));
         assert_eq!(seen[&0].rows, Some(5));
@@ -512,8 +574,10 @@ mod unit {
         let empty = Seen::default();
         assert_eq!(judge(&empty, Some(&empty)), SAME);
         assert_eq!(judge(&empty, Some(&seen(0, "0"))), DIFFERENT);
-        assert_eq!(judge_sequence(Some(5), Some(Some(5))), SAME);
-        assert_eq!(judge_sequence(Some(5), Some(None)), DIFFERENT);
-        assert_eq!(judge_sequence(None, None), MISSING);
+        assert_eq!(judge_sequence((5, true), Some((5, true))), SAME);
+        // setval(s, 1000, false) against a fresh sequence: not the same.
+        assert_eq!(judge_sequence((1000, false), Some((1, false))), DIFFERENT);
+        assert_eq!(judge_sequence((5, true), Some((5, false))), DIFFERENT);
+        assert_eq!(judge_sequence((5, true), None), MISSING);
     }
 }
