@@ -352,6 +352,30 @@ fn an_operator_verifies_only_what_it_may_read_here() {
     assert_eq!(state, "42501", "{msg}");
     assert!(msg.contains("secret"), "{msg}");
     assert!(!msg.contains(&env.password), "{msg}");
+    // The same failure caught by the caller's own EXCEPTION block rolls
+    // back that block's work only: verify's subtransactions are its own.
+    op.batch_execute(&format!(
+        "DO $$ BEGIN
+           CREATE TEMP TABLE outer_keep (x int);
+           BEGIN
+             CREATE TEMP TABLE inner_gone (x int);
+             PERFORM * FROM pgclone.verify({});
+           EXCEPTION WHEN insufficient_privilege THEN NULL;
+           END;
+         END $$;",
+        lit(&conninfo)
+    ))
+    .expect("the block catches verify's error");
+    let (kept, gone): (bool, bool) = {
+        let r = op
+            .query_one(
+                "SELECT to_regclass('pg_temp.outer_keep') IS NOT NULL, to_regclass('pg_temp.inner_gone') IS NULL",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(kept && gone, "outer kept {kept}, inner rolled back {gone}");
 }
 
 fn preflight(c: &mut Client, conninfo: &str, schema: &str, options: &str) -> Value {
@@ -973,4 +997,67 @@ fn tablespaces_are_mapped_kept_or_left_with_a_notice() {
         notices.contains("tablespace \"ck_ts_fast\" of the source does not exist here"),
         "{notices}"
     );
+}
+
+/// A hostile source: it lists a role of its own as a member of roles that
+/// hold this server's keys, and names an existing superuser here as one of
+/// its (ordinary) roles with a password it knows. clone_roles grants none
+/// of that and leaves the superuser as it was.
+#[test]
+fn clone_roles_never_hands_out_this_servers_keys() {
+    let env = env();
+    let _one_at_a_time = ROLES.lock().unwrap_or_else(|p| p.into_inner());
+    database_from(&env, env.src_port, "ck_evil_src", &[]);
+    let mut s = env.client(env.src_port, "ck_evil_src");
+    s.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_evil') THEN CREATE ROLE ck_evil; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_dba') THEN CREATE ROLE ck_dba; END IF;
+         END $$;
+         ALTER ROLE ck_evil LOGIN PASSWORD 'evil-pw';
+         ALTER ROLE ck_dba NOSUPERUSER LOGIN PASSWORD 'known-to-the-attacker';
+         GRANT pg_write_server_files, pg_execute_server_program TO ck_evil;
+         GRANT ck_dba TO ck_evil;",
+    )
+    .expect("source");
+    empty_target(&env, "ck_evil_t");
+    let mut t = env.client(env.tgt_port, "ck_evil_t");
+    t.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_dba') THEN CREATE ROLE ck_dba; END IF;
+         END $$;
+         ALTER ROLE ck_dba SUPERUSER LOGIN PASSWORD 'the-real-one';",
+    )
+    .expect("target superuser");
+    let before = password_hash(&mut t, "ck_dba");
+    let text: String = one(
+        &mut t,
+        "SELECT pgclone.clone_roles($1, 'ck_evil ck_dba')",
+        &[&env.src_conninfo("ck_evil_src")],
+    );
+    assert!(text.starts_with("OK: "), "{text}");
+    let memberships: Vec<String> = t
+        .query(
+            "SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+             WHERE m.member = 'ck_evil'::regrole ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(memberships.is_empty(), "granted: {memberships:?}");
+    let dba: bool = one(
+        &mut t,
+        "SELECT rolsuper FROM pg_roles WHERE rolname = 'ck_dba'",
+        &[],
+    );
+    assert!(dba, "the superuser was demoted");
+    assert_eq!(
+        password_hash(&mut t, "ck_dba"),
+        before,
+        "its password changed"
+    );
+    t.batch_execute("ALTER ROLE ck_dba NOSUPERUSER")
+        .expect("reset");
 }

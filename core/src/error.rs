@@ -158,6 +158,13 @@ pub fn scrub_text(text: &str, secret: &str) -> String {
 }
 
 /// PostgreSQL packs a SQLSTATE into an int six bits per character (MAKE_SQLSTATE).
+/// The five characters of a SQLSTATE packed by [`sqlstate_to_int`].
+pub fn int_to_sqlstate(code: i32) -> String {
+    (0..5)
+        .map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
+}
+
 pub fn sqlstate_to_int(code: &str) -> i32 {
     let b = code.as_bytes();
     if b.len() != 5 {
@@ -179,6 +186,13 @@ pub type Result<T> = std::result::Result<T, CloneError>;
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn sqlstates_round_trip() {
+        for code in ["42501", "XX000", "22P02", "0A000"] {
+            assert_eq!(int_to_sqlstate(sqlstate_to_int(code)), code);
+        }
+    }
 
     #[test]
     fn sqlstate_packing_matches_postgres() {

@@ -61,6 +61,21 @@ fn target_facts(f: &mut Facts, options: &Options) -> Result<()> {
          END",
         &[f.schema.as_str().into()],
     )?;
+    if options.roles {
+        f.roles_denied = local_one::<bool>(
+            "SELECT (SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = current_user)",
+            &[],
+        )?
+        .is_some_and(|ok| !ok)
+        .then(|| "you need SUPERUSER or CREATEROLE here".to_string());
+    }
+    if let Some(map) = &options.tablespaces {
+        f.bad_mappings = map
+            .values()
+            .filter(|to| *to != "pg_default" && !crate::exec::tablespace_exists(to))
+            .cloned()
+            .collect();
+    }
     f.max_worker_processes = local_one::<String>(
         "SELECT pg_catalog.current_setting('max_worker_processes')",
         &[],
@@ -223,6 +238,7 @@ fn source_facts(src: &SourceConn, f: &mut Facts, options: &Options) -> Result<()
     if f.schema_on_target {
         let relations = target::relation_names(&schema);
         let others = target::type_and_routine_names(&schema);
+        let mut listed = std::collections::HashSet::new();
         for r in src.query(NAMES_SQL, &[&schema])? {
             let (kind, name): (String, String) = (r.get(0), r.get(1));
             let taken = match kind.as_str() {
@@ -230,7 +246,7 @@ fn source_facts(src: &SourceConn, f: &mut Facts, options: &Options) -> Result<()
                 "type" => others.contains(&name) || relations.contains(&name),
                 _ => relations.contains(&name),
             };
-            if taken && !f.conflicts.iter().any(|(_, n)| *n == name) {
+            if taken && listed.insert(name.clone()) {
                 f.conflicts.push((kind, name));
             }
         }

@@ -12,7 +12,6 @@ use pgclone_core::check::roles::{
     setting_statement, split_names, Grants, Membership, RoleDef, RoleSetting, Target, EXISTS_SQL,
 };
 use pgclone_core::ddl::objects::{default_acl, Roles};
-use pgclone_core::sqltext::quote_ident;
 use pgrx::prelude::*;
 use std::collections::HashSet;
 
@@ -78,25 +77,65 @@ pub struct Outcome {
     pub notices: Vec<String>,
 }
 
-/// Run one statement that may carry a password hash: its error names the
-/// role, never the statement.
+/// Run one statement that may carry a password hash. Its error names the
+/// role and keeps the server's SQLSTATE and message, never the statement:
+/// SPI puts the statement's text in the error's context, which would carry
+/// the hash to the client and the log.
 fn exec(sql: &str, what: &str) -> Result<()> {
-    Spi::run(sql).map_err(|e| CloneError::Internal(format!("{what}: {e}")))
+    use pgrx::pg_sys::panic::CaughtError;
+    let failed = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        Spi::run(sql)
+            .err()
+            .map(|e| ("XX000".to_string(), e.to_string()))
+    }))
+    .catch_others(|e| {
+        let r = match &e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+            CaughtError::RustPanic { ereport, .. } => ereport,
+        };
+        Some((
+            crate::error::int_to_sqlstate(r.sql_error_code() as i32),
+            r.message().to_string(),
+        ))
+    })
+    .execute();
+    match failed {
+        None => Ok(()),
+        Some((sqlstate, message)) => Err(CloneError::Local {
+            sqlstate,
+            message: format!("{what}: {message}"),
+        }),
+    }
 }
 
 fn local_bool(sql: &str) -> bool {
     Spi::get_one::<bool>(sql).ok().flatten().unwrap_or(false)
 }
 
-/// Roles the caller may never touch here: this server's bootstrap
-/// superuser and the calling role itself.
+/// Roles a source may never change or hand out here: this server's
+/// superusers (the bootstrap one included: a source that set their
+/// password or settings would own the server), and the calling role.
 fn untouchable() -> HashSet<String> {
-    let boot =
-        Spi::get_one::<String>("SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = 10")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-    [boot, target::current_role()].into_iter().collect()
+    let mut out: HashSet<String> = Spi::connect(|c| {
+        let mut set = HashSet::new();
+        for r in c.select(
+            // Without SUPERUSER the caller cannot alter REPLICATION or
+            // BYPASSRLS roles either: leave them as they are, cleanly.
+            "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolsuper OR oid = 10 \
+               OR ((rolreplication OR rolbypassrls) AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles \
+                                                           WHERE rolname = current_user))",
+            None,
+            &[],
+        )? {
+            if let Some(n) = r.get::<String>(1)? {
+                set.insert(n);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(set)
+    })
+    .unwrap_or_default();
+    out.insert(target::current_role());
+    out
 }
 
 /// Make or update the source's roles `wanted` (None: all), with their
@@ -180,11 +219,17 @@ pub fn clone_from(src: &SourceConn, wanted: Option<&[String]>) -> Result<(Outcom
         .collect();
     let here = target::existing_roles(&involved);
     for m in &members {
-        let ours = cloned.contains(m.member.as_str()) || cloned.contains(m.role.as_str());
-        if !ours || !here.contains(&m.role) || !here.contains(&m.member) {
-            continue;
-        }
-        if keep_out.contains(&m.member) {
+        // Both ends cloned now: a membership hands the member the role's
+        // rights, so the source may not name a role of this server's own
+        // (pg_write_server_files, a superuser, pgclone_operator, ...).
+        let ours = cloned.contains(m.member.as_str()) && cloned.contains(m.role.as_str());
+        if !ours {
+            if cloned.contains(m.member.as_str()) && here.contains(&m.role) {
+                out.notices.push(format!(
+                    "membership of \"{}\" in \"{}\" not granted: \"{}\" is not among the roles cloned",
+                    m.member, m.role, m.role
+                ));
+            }
             continue;
         }
         let (sql, lost) = membership_statement(m, &t);
@@ -232,14 +277,20 @@ fn apply_grants(src: &SourceConn, only: Option<&[String]>, out: &mut Outcome) ->
     let grants: Vec<Grants> = catalog::fetch(src, &grants_sql(), &[&schemas])?;
     let kinds: Vec<String> = grants.iter().map(|g| g.kind.clone()).collect();
     let probes: Vec<String> = grants.iter().map(|g| g.probe.clone()).collect();
-    let present: HashSet<usize> = Spi::connect(|c| {
-        let mut set = HashSet::new();
-        for r in c.select(EXISTS_SQL, None, &[kinds.into(), probes.into()])? {
-            if let Some(i) = r.get::<i32>(1)? {
-                set.insert(i as usize - 1);
+    let columns: Vec<Option<String>> = grants.iter().map(|g| g.column.clone()).collect();
+    // Each object here, named as this server names it.
+    let present: std::collections::HashMap<usize, String> = Spi::connect(|c| {
+        let mut found = std::collections::HashMap::new();
+        for r in c.select(
+            EXISTS_SQL,
+            None,
+            &[kinds.into(), probes.into(), columns.into()],
+        )? {
+            if let (Some(i), Some(object)) = (r.get::<i32>(1)?, r.get::<String>(2)?) {
+                found.insert(i as usize - 1, object);
             }
         }
-        Ok::<_, pgrx::spi::SpiError>(set)
+        Ok::<_, pgrx::spi::SpiError>(found)
     })
     .map_err(|e| CloneError::Internal(format!("local catalog: {e}")))?;
     let mut grantees: Vec<String> = grants
@@ -262,16 +313,10 @@ fn apply_grants(src: &SourceConn, only: Option<&[String]>, out: &mut Outcome) ->
     grantees.dedup();
     let exists_here = target::existing_roles(&grantees);
     let role_exists = |r: &str| exists_here.contains(r);
-    let database = format!("DATABASE {}", quote_ident(&target::current_database()));
     let mut missing = Vec::new();
     for (i, g) in grants.iter().enumerate() {
-        if !present.contains(&i) {
+        let Some(object) = present.get(&i) else {
             continue;
-        }
-        let object = if g.kind == "database" {
-            &database
-        } else {
-            &g.object
         };
         for sql in grant_statements(g, object, only, &role_exists, &mut missing) {
             exec(&sql, &format!("privileges on {object}"))?;
@@ -282,8 +327,11 @@ fn apply_grants(src: &SourceConn, only: Option<&[String]>, out: &mut Outcome) ->
         exists: &role_exists,
         can_own: &|_| true,
     };
+    let keep_out = untouchable();
     for d in &defaults {
-        if only.is_some_and(|o| !o.contains(&d.role)) {
+        // Default privileges FOR ROLE a superuser here would hand out what
+        // that role creates: the source does not decide that.
+        if only.is_some_and(|o| !o.contains(&d.role)) || keep_out.contains(&d.role) {
             continue;
         }
         for sql in default_acl(d, &roles, &mut missing) {

@@ -84,9 +84,10 @@ SELECT 'policy', t.relname::text, p.polname::text,
        CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END
        || ' FOR ' || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                                    WHEN 'd' THEN 'DELETE' ELSE 'ALL' END
-       || ' TO ' || (SELECT pg_catalog.string_agg(CASE WHEN r = 0 THEN 'PUBLIC'
-                                 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r)) END, ', ' ORDER BY 1)
-                     FROM pg_catalog.unnest(p.polroles) r)
+       || ' TO ' || (SELECT pg_catalog.string_agg(w.who, ', ' ORDER BY w.who)
+                     FROM (SELECT CASE WHEN r = 0 THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r)) END AS who
+                           FROM pg_catalog.unnest(p.polroles) r) w)
        || coalesce(' USING (' || pg_catalog.pg_get_expr(p.polqual, p.polrelid) || ')', '')
        || coalesce(' WITH CHECK (' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')
 FROM pg_catalog.pg_policy p JOIN rel t ON t.oid = p.polrelid
@@ -133,7 +134,7 @@ SELECT 'type', NULL, t.typname::text,
          WHEN 'd' THEN 'DOMAIN ' || pg_catalog.format_type(t.typbasetype, t.typtypmod)
              || coalesce(' COLLATE ' || (SELECT name FROM coll JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
                                          WHERE coll.oid = t.typcollation AND t.typcollation <> b.typcollation), '')
-             || coalesce(' DEFAULT ' || t.typdefault, '')
+             || coalesce(' DEFAULT ' || pg_catalog.pg_get_expr(t.typdefaultbin, 0), '')
              || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
              || coalesce((SELECT ' ' || pg_catalog.string_agg('CONSTRAINT ' || pg_catalog.quote_ident(k.conname) || ' '
                                  || pg_catalog.pg_get_constraintdef(k.oid), ' ' ORDER BY k.conname)
@@ -195,15 +196,30 @@ fn column_entry(name: &str, def: &Value) -> Value {
     })
 }
 
+/// Columns by table, each by name, parsed once for the whole report.
+type Columns = BTreeMap<String, BTreeMap<String, Value>>;
+
+fn columns(objs: &[Obj]) -> Columns {
+    let mut out = Columns::new();
+    for o in objs.iter().filter(|o| o.kind == "column") {
+        out.entry(o.table.clone().unwrap_or_default())
+            .or_default()
+            .insert(o.name.clone(), parsed(&o.def));
+    }
+    out
+}
+
 /// What differs between two versions of a table: its columns (4.x's three
 /// lists) and its own properties.
-fn table_drift(name: &str, src: &[Obj], tgt: &[Obj], s_def: &str, t_def: &str) -> Option<Value> {
-    let cols = |objs: &[Obj]| -> BTreeMap<String, Value> {
-        objs.iter()
-            .filter(|o| o.kind == "column" && o.table.as_deref() == Some(name))
-            .map(|o| (o.name.clone(), parsed(&o.def)))
-            .collect()
-    };
+fn table_drift(
+    name: &str,
+    src: &Columns,
+    tgt: &Columns,
+    s_def: &str,
+    t_def: &str,
+) -> Option<Value> {
+    let empty = BTreeMap::new();
+    let cols = |c: &'_ Columns| c.get(name).cloned().unwrap_or_else(|| empty.clone());
     let (sc, tc) = (cols(src), cols(tgt));
     let only_src: Vec<Value> = sc
         .iter()
@@ -271,6 +287,7 @@ pub fn report(schema: &str, src: &[Obj], tgt: &[Obj]) -> Value {
     let mut summary = Map::new();
     let mut sections = Vec::new();
     let mut count = 0usize;
+    let (src_cols, tgt_cols) = (columns(src), columns(tgt));
     for (kind, key) in KINDS {
         let (s, t) = (by_key(src, kind), by_key(tgt, kind));
         let only_src: Vec<Value> = s
@@ -287,7 +304,9 @@ pub fn report(schema: &str, src: &[Obj], tgt: &[Obj]) -> Value {
         for (k, so) in &s {
             let Some(to) = t.get(k) else { continue };
             if kind == "table" {
-                modified.extend(table_drift(&so.name, src, tgt, &so.def, &to.def));
+                modified.extend(table_drift(
+                    &so.name, &src_cols, &tgt_cols, &so.def, &to.def,
+                ));
             } else if so.def != to.def {
                 let mut e = Map::new();
                 e.insert("name".into(), json!(so.name));

@@ -63,6 +63,10 @@ pub struct Facts {
     pub missing_roles: Vec<String>,
     /// The clone is asked to clone roles first.
     pub roles_option: bool,
+    /// Why this caller could not clone them (no CREATEROLE), if so.
+    pub roles_denied: Option<String>,
+    /// Tablespaces the `tablespaces` option maps to that do not exist here.
+    pub bad_mappings: Vec<String>,
     pub extensions: Vec<ExtensionFact>,
     /// (source tablespace, where its objects go here: None = the default).
     pub tablespaces: Vec<(String, Option<String>)>,
@@ -371,7 +375,17 @@ fn objects(f: &Facts, r: &mut Report) {
         .iter()
         .map(|(s, to)| json!({"source": s, "target": to.clone().unwrap_or_else(|| "default".into())}))
         .collect();
-    if moved.is_empty() {
+    if !f.bad_mappings.is_empty() {
+        r.add(
+            "tablespaces",
+            Status::Fail,
+            Some(format!(
+                "the \"tablespaces\" option maps to tablespaces that do not exist here: {}",
+                names(&f.bad_mappings)
+            )),
+            json!({"items": items}),
+        );
+    } else if moved.is_empty() {
         r.add("tablespaces", Status::Pass, None, json!({"items": items}));
     } else {
         r.add("tablespaces", Status::Warn, Some(format!(

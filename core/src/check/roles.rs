@@ -62,20 +62,22 @@ pub struct Grants {
     pub kind: String,
     /// The name the probe reads (`s.t`, `s.f(integer)`, an OID, ...).
     pub probe: String,
-    /// The GRANT target: `TABLE "s"."t"`, `ROUTINE s.f(integer)`, ...
+    /// The source's name for it, for reading only: statements name the
+    /// object as this server does ([`EXISTS_SQL`]).
     pub object: String,
     pub owner: Option<String>,
     pub column: Option<String>,
     pub acl: Vec<AclEntry>,
 }
 
-/// Roles no clone may create or change: PostgreSQL's own and those of
-/// managed services (RDS, Aurora, Azure, Cloud SQL, AlloyDB).
+/// Roles no clone may create, change or grant: PostgreSQL's own, those of
+/// managed services (RDS, Aurora, Azure, Cloud SQL, AlloyDB), and the role
+/// that lets its members use pgclone.
 pub fn reserved(name: &str) -> bool {
     const PREFIXES: [&str; 7] = [
         "pg_", "rds", "azure_", "azuresu", "cloudsql", "alloydb", "aurora",
     ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
+    name == "pgclone_operator" || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Words of a list split at `sep`, double quotes keeping a word whole
@@ -233,11 +235,17 @@ pub fn setting_statement(role: &str, database: Option<&str>, entry: &str) -> Opt
     }
     let (name, value) = entry.split_once('=')?;
     let value = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
-        list_elements(value)
-            .iter()
-            .map(|e| quote_literal(e))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let elements = list_elements(value);
+        if elements.is_empty() {
+            // `SET search_path = ''` is stored as `""`: an empty list.
+            "''".to_string()
+        } else {
+            elements
+                .iter()
+                .map(|e| quote_literal(e))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     } else {
         quote_literal(value)
     };
@@ -336,22 +344,35 @@ pub fn grants_sql() -> String {
     )
 }
 
-/// Which of (kind, probe) exist here: `$1` kinds, `$2` probes, returns the
-/// indexes (1-based) of those that do.
+/// Which of the source's objects (`$1` kinds, `$2` probes, `$3` columns)
+/// exist here, and their names as this server writes them: rows (index
+/// from 1, object). The source's own rendering of a name is never used:
+/// its probe only goes through name lookups (`to_regclass` and the like)
+/// and equality, so a crafted name finds nothing rather than running.
 pub const EXISTS_SQL: &str = "\
-    SELECT u.i::int4 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(k, n, i) \
-    WHERE CASE u.k \
-      WHEN 'database' THEN true \
-      WHEN 'schema' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = u.n) \
-      WHEN 'rel' THEN pg_catalog.to_regclass(u.n) IS NOT NULL \
-      WHEN 'routine' THEN pg_catalog.to_regprocedure(u.n) IS NOT NULL \
-      WHEN 'type' THEN pg_catalog.to_regtype(u.n) IS NOT NULL \
-      WHEN 'language' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_language WHERE lanname = u.n) \
-      WHEN 'lo' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata WHERE oid = u.n::oid) \
-      WHEN 'tablespace' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_tablespace WHERE spcname = u.n) \
-      WHEN 'fdw' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_data_wrapper WHERE fdwname = u.n) \
-      WHEN 'server' THEN EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server WHERE srvname = u.n) \
-      ELSE false END";
+    SELECT x.i::int4, x.object FROM ( \
+      SELECT u.i, CASE u.k \
+        WHEN 'database' THEN 'DATABASE ' || pg_catalog.quote_ident(pg_catalog.current_database()) \
+        WHEN 'schema' THEN (SELECT 'SCHEMA ' || pg_catalog.quote_ident(nspname) \
+                            FROM pg_catalog.pg_namespace WHERE nspname = u.n) \
+        WHEN 'rel' THEN (SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::pg_catalog.regclass::text \
+                         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(u.n) \
+                           AND (u.c IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+                                WHERE a.attrelid = c.oid AND a.attname = u.c AND NOT a.attisdropped))) \
+        WHEN 'routine' THEN 'ROUTINE ' || pg_catalog.to_regprocedure(u.n)::text \
+        WHEN 'type' THEN 'TYPE ' || pg_catalog.to_regtype(u.n)::text \
+        WHEN 'language' THEN (SELECT 'LANGUAGE ' || pg_catalog.quote_ident(lanname) \
+                              FROM pg_catalog.pg_language WHERE lanname = u.n) \
+        WHEN 'lo' THEN (SELECT 'LARGE OBJECT ' || oid FROM pg_catalog.pg_largeobject_metadata WHERE oid::text = u.n) \
+        WHEN 'tablespace' THEN (SELECT 'TABLESPACE ' || pg_catalog.quote_ident(spcname) \
+                                FROM pg_catalog.pg_tablespace WHERE spcname = u.n) \
+        WHEN 'fdw' THEN (SELECT 'FOREIGN DATA WRAPPER ' || pg_catalog.quote_ident(fdwname) \
+                         FROM pg_catalog.pg_foreign_data_wrapper WHERE fdwname = u.n) \
+        WHEN 'server' THEN (SELECT 'FOREIGN SERVER ' || pg_catalog.quote_ident(srvname) \
+                            FROM pg_catalog.pg_foreign_server WHERE srvname = u.n) \
+      END AS object \
+      FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(k, n, c, i)) x \
+    WHERE x.object IS NOT NULL";
 
 /// GRANT statements for an object here. With `only` (clone_roles with a
 /// list of roles) just the grants to those roles, nothing revoked;
@@ -383,6 +404,7 @@ pub fn grant_statements(
             g.acl
                 .iter()
                 .filter(|a| a.grantee.as_ref().is_some_and(|r| names.contains(r)))
+                .filter(|a| crate::ddl::known_privilege(&a.privilege))
                 .filter_map(|a| {
                     let (who, opt) = crate::ddl::grantee(a, role_exists, missing)?;
                     Some(format!(
@@ -473,6 +495,10 @@ mod unit {
             "ALTER ROLE \"app\" IN DATABASE \"shop db\" SET \"statement_timeout\" TO '5s'"
         );
         assert!(setting_statement("app", None, "session_preload_libraries=evil").is_none());
+        assert_eq!(
+            setting_statement("app", None, "search_path=\"\"").unwrap(),
+            "ALTER ROLE \"app\" SET \"search_path\" TO ''"
+        );
         assert!(setting_refused("Local_Preload_Libraries=x"));
         assert_eq!(
             setting_statement("app", None, "myapp.x=it's").unwrap(),

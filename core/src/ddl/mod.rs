@@ -53,6 +53,30 @@ pub fn renamed(
     unreachable!()
 }
 
+/// Privileges PostgreSQL grants. An ACL entry naming anything else (a
+/// hostile source's JSON) is never written into a statement.
+pub fn known_privilege(p: &str) -> bool {
+    matches!(
+        p,
+        "SELECT"
+            | "INSERT"
+            | "UPDATE"
+            | "DELETE"
+            | "TRUNCATE"
+            | "REFERENCES"
+            | "TRIGGER"
+            | "CREATE"
+            | "CONNECT"
+            | "TEMPORARY"
+            | "TEMP"
+            | "EXECUTE"
+            | "USAGE"
+            | "SET"
+            | "ALTER SYSTEM"
+            | "MAINTAIN"
+    )
+}
+
 /// GRANT statements that rebuild an ACL exactly, in the source's order. The
 /// object's default privileges are revoked first so that the result holds the
 /// source's entries and nothing else. `object` is e.g. `TABLE "s"."t"`;
@@ -80,7 +104,7 @@ pub fn acl_statements(
             out.push(format!("REVOKE ALL ON {object} FROM {}", quote_ident(o)));
         }
     }
-    for a in acl {
+    for a in acl.iter().filter(|a| known_privilege(&a.privilege)) {
         let Some((grantee, opt)) = grantee(a, role_exists, missing) else {
             continue;
         };

@@ -571,7 +571,11 @@ pub fn default_acl(d: &DefaultAcl, roles: &Roles, missing: &mut Vec<String>) -> 
             quote_ident(&d.role)
         ));
     }
-    for a in &d.acl {
+    for a in d
+        .acl
+        .iter()
+        .filter(|a| super::known_privilege(&a.privilege))
+    {
         let Some((grantee, opt)) = grantee(a, roles.exists, missing) else {
             continue;
         };
