@@ -270,8 +270,10 @@ pub fn large_objects_sql() -> &'static str {
 }
 
 /// The settings under which both sides hash text forms alike.
-pub const SETTINGS: [(&str, &str); 6] = [
+pub const SETTINGS: [(&str, &str); 7] = [
     ("DateStyle", "ISO"),
+    // money prints in the session's monetary locale.
+    ("lc_monetary", "C"),
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "3"),
     ("bytea_output", "hex"),
