@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 
 /// The report of `diff(conninfo, schema)`, as JSON text.
 pub fn diff(conninfo: &str, schema: &str) -> Result<String> {
-    let src = super::open_source(conninfo, "")?;
+    let src = crate::exec::open_source(conninfo)?;
     crate::catalog::require_schema(&src, schema)?;
     let theirs: Vec<Obj> = src
         .query(objects_sql(), &[&schema])?

@@ -33,18 +33,6 @@ pub fn init() {
     );
 }
 
-/// A read-only session on the source, in one REPEATABLE READ snapshot,
-/// with `extra` settings after the clone's own.
-pub fn open_source(conninfo: &str, extra: &str) -> Result<SourceConn> {
-    let setup = format!(
-        "{} {extra}",
-        pgclone_core::conninfo::session_setup_sql("UTF8", crate::exec::SOURCE_LOCK_TIMEOUT)
-    );
-    let src = crate::target::connect_source(conninfo, &setup)?;
-    src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-    Ok(src)
-}
-
 /// The schemas a check covers: the one named, or every user schema of the
 /// source database (as `database()` takes them).
 pub fn schemas(src: &SourceConn, schema: Option<&str>) -> Result<Vec<String>> {
@@ -223,7 +211,7 @@ fn local_sequences(names: &[String], seqs: &[(String, String)]) -> Result<Positi
 /// materialized view of `schema` (None: the whole database, with large
 /// objects), then sequences, on both sides.
 pub fn verify(conninfo: &str, schema: Option<&str>) -> Result<Vec<Verdict>> {
-    let src = open_source(conninfo, &v::settings_sql())?;
+    let src = crate::exec::open_source_with(conninfo, &v::settings_sql())?;
     let names = schemas(&src, schema)?;
     let _guc =
         crate::target::GucScope::enter(&[&[("search_path", "")][..], &v::SETTINGS[..]].concat());

@@ -30,7 +30,7 @@ pub fn preflight(conninfo: &str, schema: &str, options: &Options) -> Result<Stri
         ..Facts::default()
     };
     target_facts(&mut f, options)?;
-    match super::open_source(conninfo, "") {
+    match crate::exec::open_source(conninfo) {
         Err(e) => f.connect_error = Some(e.to_string()),
         Ok(src) => {
             f.source_local = target::resolve_conninfo(conninfo)

@@ -353,7 +353,7 @@ fn apply_grants(src: &SourceConn, only: Option<&[String]>, out: &mut Outcome) ->
 /// clone_roles(conninfo [, role_names]): pgclone 4.x's summary line, then
 /// what else was done and what could not be.
 pub fn clone_roles(conninfo: &str, role_names: Option<&str>) -> Result<String> {
-    let src = super::open_source(conninfo, "")?;
+    let src = crate::exec::open_source(conninfo)?;
     let wanted = role_names.map(split_names).filter(|n| !n.is_empty());
     let _guc = target::GucScope::enter(&[("search_path", "")]);
     let (mut out, names) = clone_from(&src, wanted.as_deref())?;

@@ -27,9 +27,16 @@ pub const SOURCE_LOCK_TIMEOUT: &str = "1min";
 /// Connect to the source and open the one read-only snapshot every read of
 /// the clone goes through.
 pub fn open_source(conninfo: &str) -> Result<SourceConn> {
+    open_source_with(conninfo, "")
+}
+
+/// As `open_source`, with `extra` session settings after the clone's own
+/// (the checks fix how values print while they hash them).
+pub fn open_source_with(conninfo: &str, extra: &str) -> Result<SourceConn> {
     // The driver reads the catalog as UTF-8; COPY switches the source to the
     // database encoding when it differs.
-    let src = target::connect_source(conninfo, &session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT))?;
+    let setup = format!("{} {extra}", session_setup_sql("UTF8", SOURCE_LOCK_TIMEOUT));
+    let src = target::connect_source(conninfo, &setup)?;
     src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
     Ok(src)
 }

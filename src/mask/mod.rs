@@ -105,9 +105,7 @@ pub fn check_on_source(src: &SourceConn, masks: &Masks, key: &MaskKey) -> Result
 /// what the names say (only counts come back from the source).
 pub fn discover(conninfo: &str, schema: &str, sample_rows: Option<i64>) -> Result<String> {
     use crate::catalog::{inventory, Scope};
-    let setup = pgclone_core::conninfo::session_setup_sql("UTF8", "1min");
-    let src = crate::target::connect_source(conninfo, &setup)?;
-    src.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    let src = crate::exec::open_source(conninfo)?;
     crate::catalog::require_schema(&src, schema)?;
     let names = [schema.to_string()];
     let inv = inventory(
