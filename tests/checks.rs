@@ -331,20 +331,8 @@ fn an_operator_verifies_only_what_it_may_read_here() {
     let mut su = env.client(env.tgt_port, "ck_priv_t");
     let conninfo = env.src_conninfo("ck_priv");
     one::<String>(&mut su, "SELECT pgclone.schema($1, 'public')", &[&conninfo]);
-    su.batch_execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_op') THEN \
-           CREATE ROLE ck_op LOGIN; END IF; END $$; \
-         GRANT pgclone_operator TO ck_op; REVOKE ALL ON public.secret FROM ck_op;",
-    )
-    .expect("operator");
-    let mut op = Client::connect(
-        &format!(
-            "host={} port={} user=ck_op dbname=ck_priv_t",
-            env.sock, env.tgt_port
-        ),
-        postgres::NoTls,
-    )
-    .expect("connect as operator");
+    operator(&mut su, "ck_op", "REVOKE ALL ON public.secret FROM ck_op");
+    let mut op = env.client_as(env.tgt_port, "ck_op", "ck_priv_t");
     let (state, msg) = expect_error(
         &mut op,
         &format!("SELECT * FROM pgclone.verify({})", lit(&conninfo)),
@@ -415,6 +403,17 @@ fn catalog_state(c: &mut Client) -> Vec<i64> {
         )
         .expect("state");
     (0..6).map(|i| r.get(i)).collect()
+}
+
+/// A role that logs in here through the socket and may use pgclone, then
+/// `then` (its grants and revokes for the test).
+fn operator(c: &mut Client, role: &str, then: &str) {
+    c.batch_execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+           CREATE ROLE {role} LOGIN; END IF; END $$; \
+         GRANT pgclone_operator TO {role}; {then};"
+    ))
+    .expect("operator");
 }
 
 fn login_role(c: &mut Client, role: &str, password: &str) {
@@ -514,20 +513,12 @@ fn preflight_names_what_the_caller_cannot_create_here() {
     source(&env);
     empty_target(&env, "ck_pf_priv");
     let mut su = env.client(env.tgt_port, "ck_pf_priv");
-    su.batch_execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_pf_op') THEN \
-           CREATE ROLE ck_pf_op LOGIN; END IF; END $$; \
-         GRANT pgclone_operator TO ck_pf_op; REVOKE CREATE ON DATABASE ck_pf_priv FROM ck_pf_op;",
-    )
-    .expect("operator");
-    let mut op = Client::connect(
-        &format!(
-            "host={} port={} user=ck_pf_op dbname=ck_pf_priv",
-            env.sock, env.tgt_port
-        ),
-        postgres::NoTls,
-    )
-    .expect("connect as operator");
+    operator(
+        &mut su,
+        "ck_pf_op",
+        "REVOKE CREATE ON DATABASE ck_pf_priv FROM ck_pf_op",
+    );
+    let mut op = env.client_as(env.tgt_port, "ck_pf_op", "ck_pf_priv");
     let v = preflight(&mut op, &env.src_conninfo("ck_src"), "app", "{}");
     fails_for(&v, "target_permissions", "lacks CREATE on database");
 }
@@ -575,20 +566,12 @@ fn preflight_names_missing_roles_and_extensions() {
     assert_eq!(v["ready"], json!(true), "{v}");
     assert_eq!(v["checks"]["missing_roles"]["status"], json!("info"));
     // postgres_fdw is not trusted: an operator cannot create it here.
-    su.batch_execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_pf_op2') THEN \
-           CREATE ROLE ck_pf_op2 LOGIN; END IF; END $$; \
-         GRANT pgclone_operator TO ck_pf_op2; GRANT CREATE ON DATABASE ck_pf_need TO ck_pf_op2;",
-    )
-    .expect("operator");
-    let mut op = Client::connect(
-        &format!(
-            "host={} port={} user=ck_pf_op2 dbname=ck_pf_need",
-            env.sock, env.tgt_port
-        ),
-        postgres::NoTls,
-    )
-    .expect("connect as operator");
+    operator(
+        &mut su,
+        "ck_pf_op2",
+        "GRANT CREATE ON DATABASE ck_pf_need TO ck_pf_op2",
+    );
+    let mut op = env.client_as(env.tgt_port, "ck_pf_op2", "ck_pf_need");
     let v = preflight(&mut op, &conninfo, "ext", r#"{"roles": true}"#);
     fails_for(
         &v,
@@ -738,17 +721,12 @@ fn clone_roles_copies_attributes_hashes_memberships_settings_and_grants() {
         &[],
     );
     assert!(admin, "membership keeps its ADMIN option");
-    let settings: Vec<String> = c
-        .query(
-            "SELECT coalesce(d.datname, '*') || ':' || array_to_string(s.setconfig, ';') \
+    let settings: Vec<String> = column(
+        &mut c,
+        "SELECT coalesce(d.datname, '*') || ':' || array_to_string(s.setconfig, ';') \
              FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase \
              WHERE s.setrole = 'ck_r_app'::regrole ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    );
     assert_eq!(
         settings,
         ["*:search_path=app, \"$user\"", "ck_roles_t:work_mem=8MB"]
@@ -824,22 +802,12 @@ fn clone_roles_without_pg_authid_and_as_an_operator() {
         "{text}"
     );
     // An operator without CREATEROLE is refused, clearly.
-    su.batch_execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ck_r_op') THEN \
-           CREATE ROLE ck_r_op LOGIN; END IF; END $$; \
-         ALTER ROLE ck_r_op NOSUPERUSER NOCREATEROLE; GRANT pgclone_operator TO ck_r_op;",
-    )
-    .expect("operator");
-    let op = |env: &Env| {
-        Client::connect(
-            &format!(
-                "host={} port={} user=ck_r_op dbname=ck_roles_op",
-                env.sock, env.tgt_port
-            ),
-            postgres::NoTls,
-        )
-        .expect("operator session")
-    };
+    operator(
+        &mut su,
+        "ck_r_op",
+        "ALTER ROLE ck_r_op NOSUPERUSER NOCREATEROLE",
+    );
+    let op = |env: &Env| env.client_as(env.tgt_port, "ck_r_op", "ck_roles_op");
     let (state, msg) = expect_error(
         &mut op(&env),
         &format!("SELECT pgclone.clone_roles({}, 'ck_r_md5')", lit(&conninfo)),
@@ -1036,16 +1004,11 @@ fn clone_roles_never_hands_out_this_servers_keys() {
         &[&env.src_conninfo("ck_evil_src")],
     );
     assert!(text.starts_with("OK: "), "{text}");
-    let memberships: Vec<String> = t
-        .query(
-            "SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+    let memberships: Vec<String> = column(
+        &mut t,
+        "SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
              WHERE m.member = 'ck_evil'::regrole ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    );
     assert!(memberships.is_empty(), "granted: {memberships:?}");
     let dba: bool = one(
         &mut t,

@@ -46,6 +46,15 @@ impl Env {
         .unwrap_or_else(|e| panic!("connect to port {port} db {db}: {e}"))
     }
 
+    /// A session as `user` through the cluster's socket (trust there).
+    pub fn client_as(&self, port: u16, user: &str, db: &str) -> Client {
+        Client::connect(
+            &format!("host={} port={port} user={user} dbname={db}", self.sock),
+            NoTls,
+        )
+        .unwrap_or_else(|e| panic!("connect to port {port} db {db} as {user}: {e}"))
+    }
+
     /// The conninfo pgclone gets for the source: TCP with a password, like a
     /// real remote server.
     pub fn src_conninfo(&self, db: &str) -> String {
@@ -248,6 +257,15 @@ pub fn one<T: postgres::types::FromSqlOwned>(
     c.query_one(sql, params)
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .get(0)
+}
+
+/// The first column of every row of a query.
+pub fn column<T: postgres::types::FromSqlOwned>(c: &mut Client, sql: &str) -> Vec<T> {
+    c.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 pub fn expect_error(c: &mut Client, sql: &str) -> (String, String) {
