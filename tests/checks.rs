@@ -58,6 +58,8 @@ fn source(env: &Env) {
              INSERT INTO app.d VALUES (1), (1), (2);
              CREATE SEQUENCE app.counter;
              SELECT setval('app.counter', 42);
+             CREATE SEQUENCE app.later;
+             SELECT setval('app.later', 1000, false);
              CREATE MATERIALIZED VIEW app.totals AS SELECT count(*) AS n FROM app.b;",
         )
         .expect("source");
@@ -154,6 +156,16 @@ fn verify_counts_exactly_and_names_each_difference() {
         &("counter".into(), Some(42), Some(43), "✗".into())
     );
     assert_eq!(row(&rows, "a").3, "✓");
+    // Never called on both sides, at different positions: pg_sequences
+    // shows NULL for both; the sequences themselves do not.
+    assert_eq!(row(&verify(&mut c, &conninfo), "later").3, "✓");
+    c.batch_execute("ALTER SEQUENCE app.later RESTART")
+        .expect("restart");
+    assert_eq!(row(&verify(&mut c, &conninfo), "later").3, "✗");
+    // A column of another type here is counted, not hashed: no error.
+    c.batch_execute("ALTER TABLE app.a ALTER COLUMN id TYPE bigint")
+        .expect("retype");
+    assert_eq!(row(&verify(&mut c, &conninfo), "a").3, "✗ (content)");
 }
 
 #[test]
@@ -199,6 +211,15 @@ fn verify_sees_a_swap_between_columns_a_moved_null_and_large_objects() {
         .expect("drop a partition");
     assert_eq!(check(&mut c, "pt"), "✗");
     assert_eq!(check(&mut c, "pt2"), "✗ (missing)");
+    // A partition only this side has: the parent is not the source's.
+    c.batch_execute(
+        "CREATE TABLE public.pt2 PARTITION OF public.pt FOR VALUES FROM (10) TO (20);
+         INSERT INTO public.pt SELECT generate_series(10, 19);
+         CREATE TABLE public.pt3 PARTITION OF public.pt FOR VALUES FROM (20) TO (30);",
+    )
+    .expect("partitions back, and one more");
+    assert_eq!(check(&mut c, "pt2"), "✓");
+    assert_eq!(check(&mut c, "pt"), "✗");
     c.batch_execute("UPDATE public.p SET a = b, b = a WHERE a = 1")
         .expect("swap");
     assert_eq!(check(&mut c, "p"), "✗ (content)");
@@ -975,6 +996,14 @@ fn tablespaces_are_mapped_kept_or_left_with_a_notice() {
 fn clone_roles_never_hands_out_this_servers_keys() {
     let env = env();
     let _one_at_a_time = ROLES.lock().unwrap_or_else(|p| p.into_inner());
+    // Roles are cluster-wide: what an earlier run granted must not linger.
+    let mut pg = env.client(env.tgt_port, "postgres");
+    for sql in [
+        "DROP DATABASE IF EXISTS ck_evil_t WITH (FORCE)",
+        "DROP ROLE IF EXISTS ck_evil",
+    ] {
+        pg.batch_execute(sql).expect("reset");
+    }
     database_from(&env, env.src_port, "ck_evil_src", &[]);
     let mut s = env.client(env.src_port, "ck_evil_src");
     s.batch_execute(
